@@ -115,11 +115,11 @@ def test_shipped_carriers_differ_like_real_smscs() -> None:
     assert omantel.mo_id_tlv == 0x1400
     assert (ooredoo.bind_mode, ooredoo.window, ooredoo.tps) == ("tx_rx", 20, 150.0)
     assert (ooredoo.long_message, ooredoo.resp_id_format, ooredoo.receipt_id_format) == ("sar", "dec", "dec")
-    assert ooredoo.mo_id_tlv == 0x001E
+    assert ooredoo.mo_id_tlv == 0x1401
     assert (friendi.bind_mode, friendi.window, friendi.tps) == ("transceiver", 5, 50.0)
     assert friendi.default_alphabet == "latin1" and omantel.default_alphabet == ooredoo.default_alphabet == "gsm7"
     assert (friendi.long_message, friendi.resp_id_format, friendi.receipt_id_format) == ("payload", "str", "str")
-    assert friendi.mo_id_tlv is None
+    assert friendi.mo_id_tlv == 0x1400
 
 
 def test_lookup_helpers() -> None:
