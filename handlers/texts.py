@@ -7,10 +7,10 @@ in Arabic replies), so every example is something the user can send as written.
 
 from __future__ import annotations
 
-import math
 import unicodedata
 
 from smsgw.message import Lang
+from smsgw.text import count_parts, is_gsm
 from smsgw.textnorm import fold_digits
 
 # One-line usage per canonical keyword: (English, Arabic). Keywords not listed are shown bare.
@@ -48,31 +48,14 @@ def usage(canonical: str, shown: str, lang: Lang) -> str | None:
 # alphabet (ASCII): a character outside ASCII, even one GSM 03.38 has, goes as UCS-2 on some
 # carriers, so a reply that fits here fits on every carrier.
 
-GSM_BASIC = frozenset(
-    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
-    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
-)
-GSM_EXTENSION = frozenset("^{}\\[~]|€\f")  # two septets each (escape + char)
-_SEVEN_BIT = frozenset(ch for ch in GSM_BASIC | GSM_EXTENSION if ch.isascii())
-
-
 def fits_7bit(text: str) -> bool:
     """True when every carrier sends the text as data_coding 0 (GSM 7-bit on air)."""
-    return all(ch in _SEVEN_BIT for ch in text)
-
-
-def sms_units(text: str) -> tuple[bool, int]:
-    """(sent 7-bit, length in septets or UTF-16 code units)."""
-    if fits_7bit(text):
-        return True, len(text) + sum(1 for ch in text if ch in GSM_EXTENSION)
-    return False, len(text.encode("utf-16-le")) // 2
+    return text.isascii() and is_gsm(text)
 
 
 def sms_parts(text: str) -> int:
-    """Number of SMS parts the text needs (160/153 septets, 70/67 UCS-2 units)."""
-    gsm, n = sms_units(text)
-    single, per_part = (160, 153) if gsm else (70, 67)
-    return 1 if n <= single else math.ceil(n / per_part)
+    """Number of SMS parts the text needs on the strictest carrier (160/153 septets, 70/67 UCS-2)."""
+    return count_parts(text, "ascii")
 
 
 _GSM_LOOKALIKES = str.maketrans(
@@ -94,6 +77,6 @@ def quote_user_text(text: str, lang: Lang, limit: int = 12) -> str:
     cleaned = " ".join(cleaned.split())
     if lang is not Lang.AR:
         cleaned = "".join(
-            ch if ch in _SEVEN_BIT else "?" for ch in cleaned.translate(_GSM_LOOKALIKES)
+            ch if fits_7bit(ch) else "?" for ch in cleaned.translate(_GSM_LOOKALIKES)
         )
     return cleaned[:limit] + (ELLIPSIS[lang] if len(cleaned) > limit else "")
