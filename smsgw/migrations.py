@@ -1,0 +1,181 @@
+"""Schema of the gateway's durable store, as an ordered list of migration steps.
+
+Each step is a tuple of single SQL statements (not a script): Python's `executescript` commits
+before it runs, and the whole upgrade must happen inside ONE transaction so that a crash halfway
+leaves the previous schema intact.  Steps are append-only: never edit a released step, add a new
+one that alters what the old one made.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+# Version N is reached by applying MIGRATIONS[0..N-1] in order.
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+    # 1: initial schema.
+    (
+        # Inbound (MO) messages; processed_at stays NULL until complete_mo, which is how a
+        # restart finds the messages it acknowledged but never answered.
+        """CREATE TABLE inbound (
+            id             INTEGER PRIMARY KEY,
+            carrier        TEXT    NOT NULL,
+            carrier_msg_id TEXT,
+            msisdn         TEXT    NOT NULL,
+            short_code     TEXT    NOT NULL,
+            text           TEXT    NOT NULL,
+            data_coding    INTEGER NOT NULL,
+            channel        TEXT    NOT NULL,
+            session_id     TEXT,
+            session_event  TEXT    NOT NULL,
+            received_at    REAL    NOT NULL,
+            parts          INTEGER NOT NULL DEFAULT 1,
+            partial        INTEGER NOT NULL DEFAULT 0,
+            processed_at   REAL
+        )""",
+        # A carrier redelivers a deliver_sm whose response it never saw; its id identifies it.
+        """CREATE UNIQUE INDEX inbound_dedupe ON inbound (carrier, carrier_msg_id)
+            WHERE carrier_msg_id IS NOT NULL""",
+        "CREATE INDEX inbound_unprocessed ON inbound (id) WHERE processed_at IS NULL",
+        "CREATE INDEX inbound_msisdn ON inbound (msisdn, received_at)",
+        "CREATE INDEX inbound_received ON inbound (received_at)",
+        # Parts of long MOs waiting for their siblings.  Stored before the part is acknowledged,
+        # so a restart never loses one.
+        """CREATE TABLE mo_part (
+            id             INTEGER PRIMARY KEY,
+            carrier        TEXT    NOT NULL,
+            msisdn         TEXT    NOT NULL,
+            short_code     TEXT    NOT NULL,
+            ref            INTEGER NOT NULL,
+            total          INTEGER NOT NULL,
+            seq            INTEGER NOT NULL,
+            body           BLOB    NOT NULL,
+            data_coding    INTEGER NOT NULL,
+            carrier_msg_id TEXT,
+            received_at    REAL    NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX mo_part_key ON mo_part (carrier, msisdn, short_code, ref, total, seq)",
+        "CREATE INDEX mo_part_received ON mo_part (received_at)",
+        # Parts of groups already turned into an Inbound.  A part redelivered after its group was
+        # assembled would otherwise start a new group and, at the timeout, a second (partial) MO.
+        """CREATE TABLE mo_part_done (
+            carrier     TEXT    NOT NULL,
+            msisdn      TEXT    NOT NULL,
+            short_code  TEXT    NOT NULL,
+            ref         INTEGER NOT NULL,
+            total       INTEGER NOT NULL,
+            seq         INTEGER NOT NULL,
+            body        BLOB    NOT NULL,
+            inbound_id  INTEGER NOT NULL REFERENCES inbound (id),
+            done_at     REAL    NOT NULL
+        )""",
+        "CREATE INDEX mo_part_done_key ON mo_part_done (carrier, msisdn, short_code, ref, total, seq)",
+        "CREATE INDEX mo_part_done_at ON mo_part_done (done_at)",
+        # Outbound (MT) messages.  State: queued -> sent -> delivered | undelivered, or
+        # queued/sent -> failed | expired.
+        """CREATE TABLE outbound (
+            id           INTEGER PRIMARY KEY,
+            carrier      TEXT    NOT NULL,
+            msisdn       TEXT    NOT NULL,
+            short_code   TEXT    NOT NULL,
+            text         TEXT    NOT NULL,
+            channel      TEXT    NOT NULL,
+            session_id   TEXT,
+            end_session  INTEGER NOT NULL,
+            kind         TEXT    NOT NULL,
+            inbound_id   INTEGER REFERENCES inbound (id),
+            created_at   REAL    NOT NULL,
+            expires_at   REAL    NOT NULL,
+            state        TEXT    NOT NULL,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            last_error   TEXT,
+            reason       TEXT,
+            concat_ref   INTEGER NOT NULL,
+            total_parts  INTEGER,
+            updated_at   REAL
+        )""",
+        "CREATE INDEX outbound_queue ON outbound (state, carrier, id)",
+        "CREATE INDEX outbound_queued ON outbound (id) WHERE state = 'queued'",
+        "CREATE INDEX outbound_msisdn ON outbound (msisdn, created_at)",
+        "CREATE INDEX outbound_created ON outbound (created_at)",
+        # One row per submitted part; the receipt of each part lands here.
+        """CREATE TABLE mt_part (
+            id           INTEGER PRIMARY KEY,
+            outbound_id  INTEGER NOT NULL REFERENCES outbound (id),
+            part_no      INTEGER NOT NULL,
+            total_parts  INTEGER NOT NULL,
+            carrier      TEXT    NOT NULL,
+            smsc_id      TEXT    NOT NULL,
+            smsc_id_raw  TEXT    NOT NULL,
+            sent_at      REAL    NOT NULL,
+            dlr_state    TEXT,
+            dlr_error    TEXT,
+            dlr_final    INTEGER NOT NULL DEFAULT 0,
+            dlr_at       REAL
+        )""",
+        "CREATE UNIQUE INDEX mt_part_no ON mt_part (outbound_id, part_no)",
+        "CREATE INDEX mt_part_smsc ON mt_part (carrier, smsc_id)",
+        # Every receipt as received.  outbound_id NULL = not matched yet (the receipt overtook the
+        # submit_sm_resp); record_part_sent picks those up.
+        """CREATE TABLE dlr (
+            id           INTEGER PRIMARY KEY,
+            carrier      TEXT    NOT NULL,
+            smsc_id      TEXT    NOT NULL,
+            outbound_id  INTEGER REFERENCES outbound (id),
+            part_no      INTEGER,
+            state        TEXT    NOT NULL,
+            error        TEXT,
+            final        INTEGER NOT NULL,
+            raw          TEXT    NOT NULL,
+            received_at  REAL    NOT NULL
+        )""",
+        "CREATE INDEX dlr_unmatched ON dlr (carrier, smsc_id) WHERE outbound_id IS NULL",
+        "CREATE INDEX dlr_outbound ON dlr (outbound_id) WHERE outbound_id IS NOT NULL",
+    ),
+)
+
+LATEST: Final[int] = len(MIGRATIONS)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer gateway; running old code on it could corrupt it."""
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
+    )
+    row = conn.execute("SELECT version FROM schema_version WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection, path: str = "") -> tuple[int, int]:
+    """Bring the schema to LATEST in one transaction; returns (version before, version after).
+
+    `conn` must be in autocommit mode (isolation_level=None) so that BEGIN/COMMIT here are the
+    only transaction control.  BEGIN IMMEDIATE takes the write lock up front, so two processes
+    opening the same fresh file cannot both try to create the tables.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        before = current_version(conn)
+        if before > LATEST:
+            raise SchemaTooNew(
+                f"database {path or '(unnamed)'} has schema version {before}, newer than the "
+                f"{LATEST} this gateway knows; run the matching (newer) gateway version or "
+                f"restore a backup made for this one"
+            )
+        for version in range(before + 1, LATEST + 1):
+            for statement in MIGRATIONS[version - 1]:
+                conn.execute(statement)
+        if before == 0:
+            conn.execute("INSERT INTO schema_version (id, version) VALUES (1, ?)", (LATEST,))
+        elif before != LATEST:
+            conn.execute("UPDATE schema_version SET version = ? WHERE id = 1", (LATEST,))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return before, LATEST
