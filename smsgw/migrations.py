@@ -179,3 +179,39 @@ def migrate(conn: sqlite3.Connection, path: str = "") -> tuple[int, int]:
             conn.execute("ROLLBACK")
         raise
     return before, LATEST
+
+
+#: A feature's own schema: (component name, its append-only steps). Features such as parking or
+#: transaction status bring their tables this way, so the core schema above never learns of them.
+Component = tuple[str, tuple[tuple[str, ...], ...]]
+
+
+def migrate_component(conn: sqlite3.Connection, name: str, steps: tuple[tuple[str, ...], ...], path: str = "") -> tuple[int, int]:
+    """Bring one feature component to its latest step, in one transaction, like `migrate`."""
+    latest = len(steps)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS component_version (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        row = conn.execute("SELECT version FROM component_version WHERE name = ?", (name,)).fetchone()
+        before = int(row[0]) if row else 0
+        if before > latest:
+            raise SchemaTooNew(
+                f"database {path or '(unnamed)'} has {name} schema version {before}, newer than the "
+                f"{latest} this gateway knows"
+            )
+        for version in range(before + 1, latest + 1):
+            for statement in steps[version - 1]:
+                conn.execute(statement)
+        conn.execute(
+            "INSERT INTO component_version (name, version) VALUES (?, ?)"
+            " ON CONFLICT (name) DO UPDATE SET version = excluded.version",
+            (name, latest),
+        )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return before, latest

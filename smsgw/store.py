@@ -329,6 +329,7 @@ class Store:
         busy_timeout: float = 5.0,
         max_batch: int = 2000,
         part_dedupe_window: float = 3600.0,
+        components: Sequence[migrations.Component] = (),
     ) -> "Store":
         """Open (creating directories and file as needed) and migrate the schema.
 
@@ -348,6 +349,8 @@ class Store:
         try:
             store = cls(db, path, clock, max_batch, part_dedupe_window)
             before, after = await store._in_worker(store._setup, path, busy_timeout)
+            for name, steps in components:
+                await store._in_worker(migrations.migrate_component, name, steps, path)
         except BaseException:
             await db.close()
             raise
@@ -404,6 +407,19 @@ class Store:
             # in the same loop iteration already share the first transaction.
             self._flusher = asyncio.ensure_future(self._flush())
         return await future
+
+    async def write(self, op: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `op(conn)` inside the next group-committed transaction; returns once COMMITTED.
+
+        For feature modules (parking, transaction status) that own tables through a schema
+        component: `op` runs on the store's thread, must be quick and must not commit itself.
+        Raises StoreUnavailable when the batch could not be committed.
+        """
+        return await self._write(op)
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(conn, *args)` on the store's thread for a consistent read."""
+        return await self._read(fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:

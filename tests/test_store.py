@@ -724,3 +724,23 @@ if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     rate = asyncio.run(bench_store(count))
     print(f"{count} messages: {rate:,.0f} msgs/s (accept_mo + complete_mo + record_part_sent + record_dlr)")
+
+
+@on_loop
+async def test_feature_component_schema_and_transactions(tmp_path: Path) -> None:
+    """A feature's schema component is migrated at open, and `write` commits before returning."""
+    steps = (("CREATE TABLE widget (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",),)
+    path = str(tmp_path / "gw.sqlite3")
+    store = await Store.open(path, components=[("widgets", steps)])
+    try:
+        await store.write(lambda conn: conn.execute("INSERT INTO widget (name) VALUES ('a')"))
+        with sqlite3.connect(path) as other:
+            assert other.execute("SELECT name FROM widget").fetchall() == [("a",)]
+        names = await store.read(lambda conn: [r[0] for r in conn.execute("SELECT name FROM widget")])
+        assert names == ["a"]
+    finally:
+        await store.close()
+    store = await Store.open(path, components=[("widgets", steps)])  # re-open: no re-create
+    await store.close()
+    with pytest.raises(SchemaTooNew):
+        await Store.open(path, components=[("widgets", ())])
