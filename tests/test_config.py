@@ -17,10 +17,10 @@ from smsgw.config import (
     ConfigError,
     ConfigIssue,
     GatewayConfig,
-    _Locator,
     load_config,
     parse_config,
 )
+from smsgw.tomlcheck import _Locator
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = REPO / "config" / "gateway.toml"

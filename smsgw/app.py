@@ -1,0 +1,163 @@
+"""Wiring: config → simulators (when embedded) → gateway, and the daemon's life cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from smsgw.config import ConfigError, GatewayConfig, load_config
+from smsgw.feature import Feature
+from smsgw.log import configure, get_logger
+
+log = get_logger("smsgw")
+
+
+#: The router adds "help" and "unknown" itself (they need the router), so they are named only.
+BUILTIN_HANDLERS = ("help",)
+
+
+def features() -> list[Feature]:
+    """Every service the gateway offers; each brings its handlers, tables and schedulers."""
+    return []
+
+
+def load_checked_config(path: str) -> GatewayConfig:
+    names = [name for feature in features() for name in feature.handlers]
+    return load_config(path, known_handlers=[*BUILTIN_HANDLERS, *names])
+
+
+def simulator_specs(config: GatewayConfig) -> list[Any]:
+    from carriers.main import SimulatorSpec
+
+    return [
+        SimulatorSpec(
+            name=sim.name, profile=sim.profile, host=sim.host, port=sim.port,
+            system_id=sim.system_id, password=sim.password, tps=sim.tps,
+        )
+        for sim in config.simulators
+    ]
+
+
+def warn_if_world_readable(path: str) -> None:
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if mode & (stat.S_IRGRP | stat.S_IROTH):
+        log.warning("config_readable_by_others", path=path,
+                    hint="the file holds SMPP passwords; chmod 600 it on a shared machine")
+
+
+async def start_stack(
+    config: GatewayConfig, reactor: Any, *, simulators: bool = True, clock: Any = None
+) -> tuple[Any, Any]:
+    """Start the embedded simulators (if configured) and the gateway; returns (gateway, sims)."""
+    from twisted.internet.defer import Deferred
+
+    from smsgw.gateway import Gateway
+
+    sims = None
+    ports: dict[str, int] = {}
+    if simulators and config.embedded_simulators and config.simulators:
+        from carriers.main import start_simulators
+
+        sims = await Deferred.asFuture(
+            start_simulators(simulator_specs(config), config.control_host, config.control_port, reactor=reactor),
+            asyncio.get_running_loop(),
+        )
+        ports = dict(sims.ports)
+        log.info("simulators_started", ports=ports, control_port=sims.control_port)
+    gateway = Gateway(config, features(), reactor=reactor, clock=clock, ports=ports)
+    await gateway.start()
+    return gateway, sims
+
+
+def _run(main: Callable[[Any], Any], shutdown: Callable[[], Any]) -> int:
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    exit_code = [0]
+
+    async def boot() -> None:
+        try:
+            await main(reactor)
+        except ConfigError as exc:
+            print(str(exc), file=sys.stderr)
+            exit_code[0] = 2
+            reactor.stop()
+        except Exception as exc:  # start-up failed: say why and exit non-zero
+            log.exception("startup_failed", error=str(exc))
+            exit_code[0] = 1
+            reactor.stop()
+
+    def stop_trigger() -> Deferred:
+        return Deferred.fromFuture(asyncio.ensure_future(shutdown()))
+
+    reactor.callWhenRunning(lambda: asyncio.ensure_future(boot()))
+    reactor.addSystemEventTrigger("before", "shutdown", stop_trigger)
+    reactor.run()
+    return exit_code[0]
+
+
+def run_daemon(config_path: str, simulators: bool = True) -> int:
+    try:
+        config = load_checked_config(config_path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    configure(config.log_level)
+    warn_if_world_readable(config_path)
+    state: dict[str, Any] = {}
+
+    async def main(reactor: Any) -> None:
+        gateway, sims = await start_stack(config, reactor, simulators=simulators)
+        state["gateway"], state["sims"] = gateway, sims
+
+    async def shutdown() -> None:
+        gateway, sims = state.get("gateway"), state.get("sims")
+        try:
+            if gateway is not None:
+                await asyncio.wait_for(gateway.stop(), timeout=config.shutdown_timeout_s)
+        except asyncio.TimeoutError:
+            log.error("shutdown_timed_out", timeout_s=config.shutdown_timeout_s)
+        if sims is not None:
+            from twisted.internet.defer import maybeDeferred
+
+            await maybeDeferred(sims.stop).asFuture(asyncio.get_running_loop())
+
+    return _run(main, shutdown)
+
+
+def run_simulators_only(config_path: str) -> int:
+    try:
+        config = load_checked_config(config_path)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    configure(config.log_level)
+    state: dict[str, Any] = {}
+
+    async def main(reactor: Any) -> None:
+        from twisted.internet.defer import Deferred
+
+        from carriers.main import start_simulators
+
+        sims = await Deferred.asFuture(
+            start_simulators(simulator_specs(config), config.control_host, config.control_port, reactor=reactor),
+            asyncio.get_running_loop(),
+        )
+        state["sims"] = sims
+        log.info("simulators_started", ports=dict(sims.ports), control_port=sims.control_port)
+
+    async def shutdown() -> None:
+        sims = state.get("sims")
+        if sims is not None:
+            from twisted.internet.defer import maybeDeferred
+
+            await maybeDeferred(sims.stop).asFuture(asyncio.get_running_loop())
+
+    return _run(main, shutdown)

@@ -1,0 +1,312 @@
+"""The gateway: carrier links in, store, router and handlers, outbound queue out.
+
+The MO path is: deliver_sm → decode → (reassemble) → commit to the store → answer
+deliver_sm_resp 0 → route → handler → commit replies with the MO marked processed →
+outbound queue.  Only the commit decides whether an MO was accepted: if the store cannot
+write, the carrier gets ESME_RX_T_APPN and redelivers, and an MO acknowledged before a
+crash is found unprocessed in the store at start-up and processed then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+
+from smsgw import dlr, reassembly
+from smsgw import text as smstext
+from smsgw.config import CarrierConfig, GatewayConfig
+from smsgw.feature import Feature, ServiceContext
+from smsgw.log import get_logger, mask_msisdn
+from smsgw.message import Channel, Inbound, Lang, Reply, SessionEvent
+from smsgw.msisdn import canonical_msisdn
+from smsgw.outbound import CarrierSender, OutboundQueue
+from smsgw.router import Router
+from smsgw.smpp import constants as c
+from smsgw.smpp.connector import CarrierConnector
+from smsgw.smpp.pdu import Pdu
+from smsgw.store import NewMo, NewMoPart, NewMt, Store, StoreUnavailable
+from smsgw.textnorm import detect_lang
+
+log = get_logger(__name__)
+
+#: Shown when a handler fails: the person must not be left without an answer.
+APOLOGY = {
+    Lang.EN: "Sorry, the service could not process your message right now. Please try again later.",
+    Lang.AR: "عذرا، تعذر تنفيذ طلبك الآن. يرجى المحاولة لاحقا.",
+}
+
+ReplyHook = Callable[[str, Inbound], None]
+
+
+class Gateway(MultiService):
+    """Owns the store, one connector and one sender per carrier, the router and handlers."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        features: Sequence[Feature] = (),
+        *,
+        clock: IReactorTime | None = None,
+        reactor: Any = None,
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        super().__init__()
+        if reactor is None:
+            from twisted.internet import reactor as global_reactor
+
+            reactor = global_reactor
+        self.config = config
+        self.reactor = reactor
+        self.clock: IReactorTime = clock or reactor
+        self.features = tuple(features)
+        self._ports = dict(ports or {})
+        self.carriers: dict[str, CarrierConfig] = {cc.name: cc for cc in config.carriers if cc.enabled}
+        self.connectors: dict[str, CarrierConnector] = {}
+        self.store: Store | None = None
+        self.router: Router | None = None
+        self.context: ServiceContext | None = None
+        self.queue: OutboundQueue | None = None
+        self.accepting = False
+        self.started_at: float | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: LoopingCall | None = None
+        self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0}
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.store = await Store.open(
+            cfg.store_path, clock=self.clock.seconds,
+            components=[f.schema for f in self.features if f.schema is not None],
+        )
+        self.context = ServiceContext(
+            store=self.store, clock=self.clock, send=self.send,
+            config_dir=Path(cfg.path).resolve().parent if cfg.path else Path.cwd(),
+            short_codes={name: carrier.short_codes for name, carrier in self.carriers.items()},
+        )
+        handlers = {name: factory(self.context) for f in self.features for name, factory in f.handlers.items()}
+        self.router = Router(cfg.routes, handlers)
+        for feature in self.features:
+            if feature.services is not None:
+                for service in feature.services(self.context, handlers):
+                    service.setServiceParent(self)
+        senders: dict[str, CarrierSender] = {}
+        for name, carrier in self.carriers.items():
+            port = self._ports.get(name, carrier.port)
+            connector = CarrierConnector(
+                carrier=name,
+                host=carrier.host,
+                port=port,
+                system_id=carrier.system_id,
+                password=carrier.password,
+                system_type=carrier.system_type,
+                bind_mode=carrier.bind_mode,
+                window=carrier.window,
+                response_timeout_s=carrier.response_timeout_s,
+                enquire_link_s=carrier.enquire_link_s,
+                reconnect_initial_s=carrier.reconnect_initial_s,
+                reconnect_max_s=carrier.reconnect_max_s,
+                on_deliver=self._deliver_callback(carrier),
+                clock=self.clock,
+                reactor=self.reactor,
+            )
+            connector.setServiceParent(self)
+            self.connectors[name] = connector
+            senders[name] = CarrierSender(carrier, connector, self.store, self.clock)
+        self.queue = OutboundQueue(senders)
+        backlog = await self.store.queued_mts()
+        for outbound in backlog:
+            self.queue.enqueue(outbound)
+        unprocessed = await self.store.unprocessed_mos()
+        for inbound in unprocessed:
+            self._spawn(self._process(inbound))
+        self.accepting = True
+        self.started_at = self.clock.seconds()
+        self._sweeper = LoopingCall(lambda: Deferred.fromFuture(asyncio.ensure_future(self._sweep_reassembly())))
+        self._sweeper.clock = self.clock
+        self._sweeper.start(max(1.0, cfg.mo_reassembly_timeout_s / 4), now=False)
+        log.info("gateway_started", carriers=sorted(self.carriers), resumed_mts=len(backlog),
+                 resumed_mos=len(unprocessed), store=cfg.store_path)
+        self.startService()
+
+    async def stop(self) -> None:
+        """Stop taking MOs, unbind every link (in-flight responses recorded), flush, close."""
+        self.accepting = False
+        if self._sweeper is not None and self._sweeper.running:
+            self._sweeper.stop()
+        if self.queue is not None:
+            self.queue.stop()
+        if self.running:
+            await self.stopService().asFuture(asyncio.get_running_loop())
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.queue is not None:
+            await self.queue.drain_writes()
+        if self.store is not None:
+            await self.store.close()
+        log.info("gateway_stopped")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- MO path ----------------------------------------------------------------------
+
+    def _deliver_callback(self, carrier: CarrierConfig) -> Callable[[Pdu], Deferred]:
+        def on_deliver(pdu: Pdu) -> Deferred:
+            return Deferred.fromFuture(asyncio.ensure_future(self.accept_deliver(carrier, pdu)))
+
+        return on_deliver
+
+    async def accept_deliver(self, carrier: CarrierConfig, pdu: Pdu) -> int:
+        """Store one deliver_sm/data_sm; the return value is the deliver_sm_resp status."""
+        if not self.accepting or self.store is None:
+            return c.ESME_RX_T_APPN  # shutting down: the carrier keeps it and redelivers
+        params = pdu.params
+        esm_class = params.get("esm_class", 0)
+        try:
+            if dlr.is_receipt(esm_class):
+                return await self._accept_receipt(carrier, pdu)
+            return await self._accept_mo(carrier, pdu)
+        except StoreUnavailable as exc:
+            self.counters["mo_rejected"] += 1
+            log.error("mo_not_stored", carrier=carrier.name, error=str(exc))
+            return c.ESME_RX_T_APPN
+
+    async def _accept_receipt(self, carrier: CarrierConfig, pdu: Pdu) -> int:
+        receipt = dlr.parse_receipt(pdu.params.get("short_message", b""), pdu.tlvs)
+        if receipt is None:
+            log.warning("receipt_unreadable", carrier=carrier.name)
+            return c.ESME_ROK  # asking for it again would bring the same unreadable bytes
+        smsc_id = dlr.normalise_message_id(receipt.message_id, carrier.receipt_id_format)
+        self.counters["dlr"] += 1
+        assert self.store is not None
+        await self.store.record_dlr(
+            carrier.name, smsc_id, receipt.state, receipt.error, receipt.final,
+            receipt.message_id, self.clock.seconds(),
+        )
+        return c.ESME_ROK
+
+    async def _accept_mo(self, carrier: CarrierConfig, pdu: Pdu) -> int:
+        assert self.store is not None
+        params = pdu.params
+        msisdn = canonical_msisdn(params.get("source_addr", ""))
+        short_code = params.get("destination_addr", "").strip()
+        if not msisdn or not short_code:
+            return c.ESME_RINVSRCADR if not msisdn else c.ESME_RINVDSTADR
+        data_coding = params.get("data_coding", 0)
+        payload = params.get("short_message", b"") or pdu.tlvs.get(c.TLV_MESSAGE_PAYLOAD, b"")
+        carrier_msg_id = pdu.tlv_cstr(carrier.mo_id_tlv) if carrier.mo_id_tlv is not None else None
+        now = self.clock.seconds()
+        alphabet = carrier.default_alphabet
+        try:
+            concat = reassembly.extract_concat(payload, params.get("esm_class", 0), pdu.tlvs)
+        except reassembly.MalformedConcat as exc:
+            log.warning("mo_concat_malformed", carrier=carrier.name, reason=str(exc))
+            return c.ESME_RINVMSGLEN
+        if concat is None:
+            body = reassembly.message_body(payload, params.get("esm_class", 0), pdu.tlvs)
+            text = smstext.decode_short_message(body, data_coding, alphabet)
+            inbound, duplicate = await self.store.accept_mo(
+                NewMo(carrier.name, carrier_msg_id, msisdn, short_code, text, data_coding, now)
+            )
+        else:
+            def assemble(parts: dict[int, bytes], total: int) -> str | None:
+                joined = reassembly.assemble(parts, total)
+                return None if joined is None else smstext.decode_short_message(joined, data_coding, alphabet)
+
+            inbound, duplicate = await self.store.accept_mo_part(
+                NewMoPart(carrier.name, carrier_msg_id, msisdn, short_code, data_coding, now,
+                          concat.ref, concat.total, concat.seq, concat.body),
+                assemble,
+            )
+        if duplicate:
+            self.counters["mo_duplicate"] += 1
+            log.info("mo_duplicate", carrier=carrier.name, msisdn=mask_msisdn(msisdn))
+            return c.ESME_ROK
+        self.counters["mo"] += 1
+        if inbound is not None:
+            log.info("mo_accepted", carrier=carrier.name, msisdn=mask_msisdn(msisdn), inbound_id=inbound.id,
+                     short_code=short_code)
+            self._spawn(self._process(inbound))
+        return c.ESME_ROK
+
+    async def _sweep_reassembly(self) -> None:
+        """Multipart MOs whose missing parts never came: process what arrived, gaps marked."""
+        if self.store is None or not self.accepting:
+            return
+        cutoff = self.clock.seconds() - self.config.mo_reassembly_timeout_s
+        try:
+            groups = await self.store.expired_part_groups(cutoff)
+        except StoreUnavailable as exc:
+            log.error("reassembly_sweep_failed", error=str(exc))
+            return
+        for key, parts, first in groups:
+            carrier = self.carriers.get(first["carrier"])
+            alphabet = carrier.default_alphabet if carrier is not None else "gsm7"
+            gap = smstext.encode_as(" ... ", first["data_coding"], alphabet)
+            joined = reassembly.assemble_partial(parts, first["total"], gap)
+            text = smstext.decode_short_message(joined, first["data_coding"], alphabet)
+            try:
+                inbound = await self.store.accept_partial(key, text, expected_seqs=parts.keys())
+            except LookupError:
+                continue  # a part arrived meanwhile; the next sweep looks again
+            except StoreUnavailable as exc:
+                log.error("reassembly_sweep_failed", error=str(exc))
+                return
+            log.warning("mo_parts_timed_out", carrier=first["carrier"], have=len(parts), total=first["total"])
+            self._spawn(self._process(inbound))
+
+    async def _process(self, inbound: Inbound) -> None:
+        """Run the handler and commit its replies together with 'processed' (exactly once)."""
+        assert self.router is not None and self.store is not None and self.queue is not None
+        try:
+            handler, request = self.router.route(inbound)
+            result = handler.handle(request)
+            if inspect.isawaitable(result):
+                result = await result
+            replies: list[Reply] = list(result or [])
+        except Exception:
+            log.exception("handler_failed", carrier=inbound.carrier, inbound_id=inbound.id)
+            lang = detect_lang(inbound.text)
+            replies = [inbound.reply(APOLOGY[lang])]
+        now = self.clock.seconds()
+        drafts = [self._draft(reply, inbound.id, now) for reply in replies]
+        try:
+            outbounds = await self.store.complete_mo(inbound.id, drafts)
+        except StoreUnavailable as exc:
+            # The MO stays 'received' in the store and is processed again at the next start.
+            log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))
+            return
+        self.counters["processed"] += 1
+        for outbound in outbounds:
+            self.queue.enqueue(outbound)
+
+    def _draft(self, reply: Reply, inbound_id: int | None, now: float, kind: str = "reply") -> NewMt:
+        carrier = self.carriers.get(reply.carrier)
+        validity = carrier.validity_s if carrier is not None else 86400
+        return NewMt(
+            carrier=reply.carrier, msisdn=reply.msisdn, short_code=reply.short_code, text=reply.text,
+            created_at=now, expires_at=now + validity, channel=reply.channel.value,
+            session_id=reply.session_id, end_session=reply.end_session, inbound_id=inbound_id, kind=kind,
+        )
+
+    async def send(self, reply: Reply, kind: str = "notice") -> int:
+        """Queue an MT that answers no MO (notices, reminders); returns its id once stored."""
+        assert self.store is not None and self.queue is not None
+        outbound = await self.store.enqueue_mt(self._draft(reply, None, self.clock.seconds(), kind))
+        self.queue.enqueue(outbound)
+        return outbound.id
+
+
+__all__ = ["Gateway", "Channel", "SessionEvent"]
