@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from twisted.application.service import IService
 
     from smsgw.migrations import Component
-    from smsgw.store import Store
+    from smsgw.store import NewMt, Outbound, Store
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,11 @@ class ServiceContext:
     clock: IReactorTime
     #: Queue an MT that answers no MO (notices, reminders); returns its id once stored.
     send: Callable[[Reply, str], Awaitable[int]]
+    #: Build the stored form of an MT (validity from the carrier's config): `new_mt(reply, kind)`.
+    #: With `store.write(op)` and `store.insert_mt(conn, mt)` a feature commits an MT together
+    #: with its own change; it then passes the returned Outbound to `enqueue`.
+    new_mt: Callable[[Reply, str], "NewMt"]
+    enqueue: Callable[["Outbound"], None]
     #: Folder of the gateway's config file, where feature config files (parking.toml…) live.
     config_dir: Path
     #: Enabled carriers with the short codes each serves.

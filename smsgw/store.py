@@ -756,6 +756,12 @@ class Store:
         self._concat_refs[carrier] = (ref + 1) % 256
         return ref
 
+    def insert_mt(self, conn: sqlite3.Connection, mt: NewMt) -> Outbound:
+        """Insert an MT from inside a feature's `write` op, so it commits atomically with the
+        feature's own change (a status change and its notification, a reminder and its flag).
+        After the write returns, hand the Outbound to the queue (`ServiceContext.enqueue`)."""
+        return self._insert_mt(conn, mt, None)
+
     def _insert_mt(self, conn: sqlite3.Connection, mt: NewMt, inbound_id: int | None) -> Outbound:
         link = mt.inbound_id if mt.inbound_id is not None else inbound_id
         concat_ref = self._next_concat_ref(mt.carrier)

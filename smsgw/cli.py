@@ -1,0 +1,127 @@
+"""`smsgw` command line: run, simulate, send, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+DEFAULT_CONFIG = os.environ.get("SMSGW_CONFIG", "config/gateway.toml")
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help="gateway TOML file (default: %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smsgw", description="SMS and USSD gateway for municipal services")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the gateway daemon (with embedded simulators by default)")
+    _add_config(run)
+    run.add_argument("--no-simulators", action="store_true", help="do not start the embedded simulators")
+
+    sim = sub.add_parser("simulate", help="run the carrier SMSC simulators alone")
+    _add_config(sim)
+
+    send = sub.add_parser("send", help="act as a handset: send an MO through a running simulator")
+    _add_config(send)
+    send.add_argument("--carrier", required=True)
+    send.add_argument("--from", dest="sender", required=True, help="the handset's MSISDN, e.g. 96891234567")
+    send.add_argument("--to", dest="short_code", required=True, help="the short code, e.g. 90091")
+    send.add_argument("--replies", type=int, default=1, help="how many reply messages to wait for")
+    send.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the replies")
+    send.add_argument("--json", action="store_true", help="print raw JSON events")
+    send.add_argument("text")
+
+    check = sub.add_parser("check-config", help="validate a config file and exit")
+    _add_config(check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "send":
+        return cmd_send(args)
+    if args.command == "check-config":
+        return cmd_check_config(args)
+    from smsgw import reactor as smsgw_reactor
+
+    smsgw_reactor.install()
+    from smsgw import app
+
+    if args.command == "run":
+        return app.run_daemon(args.config, simulators=not args.no_simulators)
+    if args.command == "simulate":
+        return app.run_simulators_only(args.config)
+    return 2
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from smsgw.app import load_checked_config
+    from smsgw.config import ConfigError
+
+    try:
+        load_checked_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    print(f"{args.config}: ok")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from carriers.control import ControlError, control_request
+    from smsgw.app import load_checked_config
+    from smsgw.config import ConfigError
+
+    try:
+        config = load_checked_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    request = {
+        "op": "mo",
+        "carrier": args.carrier,
+        "from": args.sender,
+        "to": args.short_code,
+        "text": args.text,
+        "replies": args.replies,
+        "timeout": args.timeout,
+    }
+    got = 0
+    try:
+        for event in control_request(config.control_host, config.control_port, request, timeout=args.timeout + 5):
+            if args.json:
+                print(json.dumps(event, ensure_ascii=False))
+            kind = event.get("event")
+            if kind == "error":
+                if not args.json:
+                    print(f"error: {event.get('message')}", file=sys.stderr)
+                return 1
+            if kind == "mt":
+                got += 1
+                if not args.json:
+                    print(f"[{event.get('from')} → {event.get('to')}] {event.get('text')}")
+            if kind == "timeout":
+                if not args.json:
+                    print(
+                        f"no reply within {args.timeout:g} s ({got} of {args.replies} received); "
+                        "is the gateway running and bound to this carrier?",
+                        file=sys.stderr,
+                    )
+                return 1
+    except (ControlError, OSError) as exc:
+        print(
+            f"cannot reach the simulators' control port {config.control_host}:{config.control_port}: {exc}\n"
+            "start them with `smsgw run` (embedded) or `smsgw simulate`.",
+            file=sys.stderr,
+        )
+        return 1
+    return 0 if got >= args.replies else 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,353 @@
+"""The durable, rate-limited outbound queue: stored MTs in, submit_sm PDUs out.
+
+Every MT reaching this module is already a committed row in the store.  One
+`CarrierSender` per carrier paces submits by the carrier's TPS (sliding window,
+adaptive on ESME_RTHROTTLED) and the session's request window, and turns each
+submit_sm_resp into a store update.  Nothing here waits on a timer while there is
+work it may do: throttles pause the carrier for a fraction of a second, temporary
+errors park only the message concerned in a retry heap, and the rest keep flowing.
+
+Delivery semantics from the gateway's side: a part is re-sent only if no
+submit_sm_resp 0 was recorded for it, so a restart or a dropped bind resends only what
+the carrier never acknowledged.  The one window where a duplicate is possible is a
+crash (or link loss) after the carrier accepted a part and before its response reached
+the store; that is the documented at-least-once window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import random
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.python.failure import Failure
+
+from smsgw import text as smstext
+from smsgw.dlr import normalise_message_id
+from smsgw.log import get_logger, mask_msisdn
+from smsgw.ratelimit import AdaptiveRate
+from smsgw.smpp import constants as c
+from smsgw.smpp.pdu import Pdu
+from smsgw.smpp.session import ResponseTimeout, SessionClosed
+
+if TYPE_CHECKING:
+    from smsgw.config import CarrierConfig
+    from smsgw.smpp.connector import CarrierConnector
+    from smsgw.store import Outbound, Store
+
+log = get_logger(__name__)
+
+#: Backoff for temporary submit errors, per message: 1 s, 2 s, 4 s … capped.
+RETRY_BASE_S = 1.0
+RETRY_MAX_S = 60.0
+
+
+def retry_delay(attempts: int, rng: random.Random) -> float:
+    base = min(RETRY_MAX_S, RETRY_BASE_S * (2 ** max(attempts - 1, 0)))
+    return base * (0.8 + 0.4 * rng.random())
+
+
+@dataclass(slots=True)
+class _Job:
+    """One MT on its way: its encoded parts and which of them the carrier already took."""
+
+    outbound: "Outbound"
+    parts: list[smstext.MessagePart]
+    in_flight: set[int] = field(default_factory=set)
+
+    def next_part(self) -> smstext.MessagePart | None:
+        sent = self.outbound.parts_sent
+        for part in self.parts:
+            if part.part_no not in sent and part.part_no not in self.in_flight:
+                return part
+        return None
+
+    @property
+    def done(self) -> bool:
+        return len(self.outbound.parts_sent) >= len(self.parts)
+
+
+@dataclass(slots=True)
+class SenderStats:
+    submitted: int = 0
+    accepted: int = 0
+    throttled: int = 0
+    retried: int = 0
+    failed: int = 0
+    expired: int = 0
+
+
+class CarrierSender:
+    """Sends one carrier's queued MTs, honouring TPS, window, retries and validity."""
+
+    def __init__(
+        self,
+        config: "CarrierConfig",
+        connector: "CarrierConnector",
+        store: "Store",
+        clock: IReactorTime,
+        rng: random.Random | None = None,
+        on_result: Callable[[str, "Outbound", str], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.carrier = config.name
+        self.connector = connector
+        self.store = store
+        self.clock = clock
+        self.rate = AdaptiveRate(config.tps)
+        self.stats = SenderStats()
+        self.paused = False
+        self._rng = rng or random.Random()
+        self._ready: deque[_Job] = deque()
+        self._retry: list[tuple[float, int, _Job]] = []
+        self._tiebreak = itertools.count()
+        self._wakeup: IDelayedCall | None = None
+        self._waiting_window = False
+        self._stopping = False
+        self._pending_writes: set[asyncio.Future[Any]] = set()
+        self._on_result = on_result
+        connector.add_state_listener(self._link_changed)
+
+    # -- queue management -------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        return len(self._ready) + len(self._retry)
+
+    def oldest_created_at(self) -> float | None:
+        times = [job.outbound.created_at for job in self._ready]
+        times.extend(job.outbound.created_at for _, _, job in self._retry)
+        return min(times) if times else None
+
+    def enqueue(self, outbound: "Outbound") -> None:
+        try:
+            parts = smstext.split_text(
+                outbound.text, self.config.default_alphabet, self.config.long_message, outbound.concat_ref
+            )
+        except ValueError as exc:
+            self._final(_Job(outbound, []), "failed", f"cannot encode: {exc}")
+            return
+        self._ready.append(_Job(outbound, parts))
+        self.pump()
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+        self.pump()
+
+    def stop(self) -> None:
+        """Stop starting new submits; what is in flight still gets its response recorded."""
+        self._stopping = True
+        if self._wakeup is not None and self._wakeup.active():
+            self._wakeup.cancel()
+        self._wakeup = None
+
+    async def drain_writes(self) -> None:
+        while self._pending_writes:
+            await asyncio.gather(*list(self._pending_writes), return_exceptions=True)
+
+    # -- the pump ---------------------------------------------------------------------
+
+    def _link_changed(self, _connector: Any) -> None:
+        self.pump()
+
+    def _schedule(self, delay: float) -> None:
+        if self._wakeup is not None and self._wakeup.active():
+            if self._wakeup.getTime() <= self.clock.seconds() + delay:
+                return
+            self._wakeup.cancel()
+        self._wakeup = self.clock.callLater(max(delay, 0.0), self._woken)
+
+    def _woken(self) -> None:
+        self._wakeup = None
+        self.pump()
+
+    def pump(self) -> None:
+        """Send as much as TPS and window allow right now; arrange to be called again."""
+        if self._stopping or self.paused:
+            return
+        now = self.clock.seconds()
+        retry = self._retry
+        while retry and retry[0][0] <= now:
+            _, _, job = heapq.heappop(retry)
+            self._ready.appendleft(job)
+        if retry:
+            self._schedule(retry[0][0] - now)
+        session = self.connector.transmitter()
+        if session is None:
+            return  # the connector's state listener calls us again once bound
+        ready = self._ready
+        while ready:
+            if session.window_free <= 0:
+                if not self._waiting_window:
+                    self._waiting_window = True
+                    session.when_window_free().addBoth(self._window_freed)
+                return
+            delay = self.rate.delay(now)
+            if delay > 0:
+                self._schedule(delay)
+                return
+            job = ready[0]
+            if now >= job.outbound.expires_at:
+                ready.popleft()
+                self._final(job, "expired", "validity period passed before the carrier accepted it")
+                continue
+            part = job.next_part()
+            if part is None:
+                # every remaining part is in flight; the job waits for their responses
+                ready.popleft()
+                continue
+            job.in_flight.add(part.part_no)
+            self.rate.record(now)
+            self.stats.submitted += 1
+            d = session.send_request(self._submit_pdu(job.outbound, part))
+            d.addBoth(self._submit_done, job, part)
+            if job.next_part() is None:
+                ready.popleft()
+
+    def _window_freed(self, result: Any) -> Any:
+        self._waiting_window = False
+        self.pump()
+        return None
+
+    def _submit_pdu(self, outbound: "Outbound", part: smstext.MessagePart) -> Pdu:
+        cfg = self.config
+        params = {
+            "service_type": "",
+            "source_addr_ton": cfg.source_addr_ton,
+            "source_addr_npi": cfg.source_addr_npi,
+            "source_addr": outbound.short_code,
+            "dest_addr_ton": cfg.dest_addr_ton,
+            "dest_addr_npi": cfg.dest_addr_npi,
+            "destination_addr": outbound.msisdn,
+            "esm_class": part.esm_class,
+            "registered_delivery": cfg.registered_delivery,
+            "data_coding": part.data_coding,
+            "short_message": part.short_message,
+        }
+        return Pdu(c.SUBMIT_SM, 0, c.ESME_ROK, params, dict(part.tlvs))
+
+    # -- responses --------------------------------------------------------------------
+
+    def _submit_done(self, result: Pdu | Failure, job: _Job, part: smstext.MessagePart) -> None:
+        job.in_flight.discard(part.part_no)
+        now = self.clock.seconds()
+        if isinstance(result, Failure):
+            if result.check(SessionClosed):
+                # Unanswered when the link went: resend on the next bind, no attempt counted (a
+                # dropped bind is not the message's fault). If it had been written, the carrier
+                # may have taken it: that is the at-least-once window, so say so.
+                if getattr(result.value, "sent", False):
+                    log.warning("submit_outcome_unknown", carrier=self.carrier, outbound_id=job.outbound.id,
+                                part=part.part_no)
+                self._requeue_front(job)
+            elif result.check(ResponseTimeout):
+                self._temporary(job, now, "no submit_sm_resp within the response timeout")
+            else:
+                log.error("submit_failed_unexpectedly", carrier=self.carrier, error=repr(result.value))
+                self._temporary(job, now, f"internal error: {result.getErrorMessage()}")
+            self.pump()
+            return
+        status = result.status
+        if status == c.ESME_ROK and result.command_id == c.SUBMIT_SM_RESP:
+            self.stats.accepted += 1
+            self.rate.succeeded()
+            raw_id = str(result.params.get("message_id", ""))
+            smsc_id = normalise_message_id(raw_id, self.config.resp_id_format)
+            job.outbound.parts_sent[part.part_no] = smsc_id
+            self._write(
+                self.store.record_part_sent(job.outbound.id, part.part_no, len(job.parts), smsc_id, raw_id, now)
+            )
+            if job.done and self._on_result is not None:
+                self._on_result(self.carrier, job.outbound, "sent")
+        elif status == c.ESME_RTHROTTLED:
+            self.stats.throttled += 1
+            pause = self.rate.throttled(now)
+            log.warning("carrier_throttled", carrier=self.carrier, pause_s=round(pause, 3),
+                        rate=round(self.rate.current, 1))
+            self._requeue_front(job)
+        elif status in c.TEMPORARY_SUBMIT_STATUSES or result.command_id == c.GENERIC_NACK and status in (
+            c.ESME_RSYSERR, c.ESME_RX_T_APPN
+        ):
+            self._temporary(job, now, c.status_name(status))
+        else:
+            self._final(job, "failed", f"carrier refused: {c.status_name(status)}")
+        self.pump()
+
+    def _requeue_front(self, job: _Job) -> None:
+        if job not in self._ready:
+            self._ready.appendleft(job)
+
+    def _temporary(self, job: _Job, now: float, reason: str) -> None:
+        outbound = job.outbound
+        outbound.attempts += 1
+        self.stats.retried += 1
+        delay = retry_delay(outbound.attempts, self._rng)
+        if now + delay >= outbound.expires_at:
+            self._final(job, "expired", f"validity period passed while retrying ({reason})")
+            return
+        log.info("submit_retry", carrier=self.carrier, outbound_id=outbound.id, attempts=outbound.attempts,
+                 reason=reason, delay_s=round(delay, 2))
+        self._write(self.store.record_attempt(outbound.id, outbound.attempts, reason))
+        if job in self._ready:
+            self._ready.remove(job)
+        heapq.heappush(self._retry, (now + delay, next(self._tiebreak), job))
+        self._schedule(delay)
+
+    def _final(self, job: _Job, state: str, reason: str) -> None:
+        outbound = job.outbound
+        if state == "expired":
+            self.stats.expired += 1
+        else:
+            self.stats.failed += 1
+        log.warning("mt_" + state, carrier=self.carrier, outbound_id=outbound.id,
+                    msisdn=mask_msisdn(outbound.msisdn), reason=reason)
+        self._write(self.store.record_final(outbound.id, state, reason, self.clock.seconds()))
+        if self._on_result is not None:
+            self._on_result(self.carrier, outbound, state)
+
+    def _write(self, coro: Any) -> None:
+        """Store updates run concurrently with sending; the store group-commits them."""
+        future = asyncio.ensure_future(coro)
+        self._pending_writes.add(future)
+        future.add_done_callback(self._write_done)
+
+    def _write_done(self, future: "asyncio.Future[Any]") -> None:
+        self._pending_writes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            # The send already happened; losing this update only risks one resend after a
+            # crash (at-least-once), so it is logged, not fatal.
+            log.error("store_update_failed", carrier=self.carrier, error=repr(future.exception()))
+
+
+class OutboundQueue:
+    """The gateway's outbound side: one sender per carrier, fed from the store."""
+
+    def __init__(self, senders: dict[str, CarrierSender]) -> None:
+        self.senders = senders
+
+    def enqueue(self, outbound: "Outbound") -> None:
+        sender = self.senders.get(outbound.carrier)
+        if sender is None:
+            log.error("mt_for_unknown_carrier", carrier=outbound.carrier, outbound_id=outbound.id)
+            return
+        sender.enqueue(outbound)
+
+    def stop(self) -> None:
+        for sender in self.senders.values():
+            sender.stop()
+
+    async def drain_writes(self) -> None:
+        await asyncio.gather(*(s.drain_writes() for s in self.senders.values()))
+
+    def depth(self) -> int:
+        return sum(s.depth for s in self.senders.values())
+

@@ -1,0 +1,232 @@
+"""End-to-end harness: the carrier simulators and a gateway over real loopback TCP.
+
+Everything listens on 127.0.0.1 port 0 (read back, never fixed); the store is a file in the
+test's tmp_path.  A test talks to the system the way a handset does: it asks a simulator to
+deliver an MO and waits for what the handset receives.
+
+    stack = await start_stack(tmp_path)
+    replies = await stack.send("omantel", "96891234567", "90091", "HELP")
+    ...
+    await stack.stop()
+
+Async tests run on the reactor's asyncio loop through `on_loop` (pytest-twisted drives it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+
+from carriers.faults import FaultPlan
+from carriers.main import SimulatorSet, SimulatorSpec, start_simulators
+from carriers.records import HandsetMessage
+from smsgw.config import GatewayConfig, RouteConfig, load_config
+from smsgw.feature import Feature
+from smsgw.gateway import Gateway
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED_CONFIG = ROOT / "config" / "gateway.toml"
+CARRIERS = ("omantel", "ooredoo", "friendi")
+
+
+def on_loop(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+    """Make an asyncio test coroutine a pytest-twisted test running on the reactor's loop."""
+
+    @functools.wraps(fn)
+    async def test(*args: Any, **kwargs: Any) -> Any:
+        return await Deferred.fromFuture(asyncio.ensure_future(fn(*args, **kwargs)))
+
+    return pytest_twisted.ensureDeferred(test)
+
+
+async def wait(d: Deferred) -> Any:
+    return await d.asFuture(asyncio.get_running_loop())
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 5.0, interval: float = 0.02) -> Any:
+    """Poll an event-driven condition (a row committed, a bind up) until true or timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s: {check}")
+        await asyncio.sleep(interval)
+
+
+def make_config(
+    tmp_path: Path,
+    *,
+    routes: Sequence[RouteConfig] = (),
+    carriers: Iterable[str] = CARRIERS,
+    carrier_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    **gateway_overrides: Any,
+) -> GatewayConfig:
+    """The shipped config, on a tmp store, with fast reconnects and extra routes."""
+    shipped = load_config(SHIPPED_CONFIG)
+    wanted = set(carriers)
+    carrier_list = []
+    for carrier in shipped.carriers:
+        if carrier.name not in wanted:
+            continue
+        changes: dict[str, Any] = {"port": 0, "reconnect_initial_s": 0.05, "reconnect_max_s": 0.5}
+        changes.update((carrier_overrides or {}).get(carrier.name, {}))
+        carrier_list.append(dataclasses.replace(carrier, **changes))
+    simulators = tuple(dataclasses.replace(s, port=0) for s in shipped.simulators if s.name in wanted)
+    values: dict[str, Any] = {
+        "store_path": str(tmp_path / "smsgw.sqlite3"),
+        "control_port": 0,
+        "carriers": tuple(carrier_list),
+        "simulators": simulators,
+        "routes": tuple(shipped.routes) + tuple(routes),
+    }
+    values.update(gateway_overrides)
+    return dataclasses.replace(shipped, **values)
+
+
+@dataclasses.dataclass
+class Stack:
+    config: GatewayConfig
+    sims: SimulatorSet
+    gateway: Gateway
+    features: Sequence[Feature]
+    service_clock: IReactorTime | None
+
+    def smsc(self, carrier: str) -> Any:
+        return self.sims.smsc(carrier)
+
+    async def wait_bound(self, timeout: float = 5.0) -> None:
+        """Every connector bound, except those refused (a test may give one bad credentials)."""
+        await eventually(
+            lambda: all(c.state in ("bound", "refused") for c in self.gateway.connectors.values()), timeout
+        )
+
+    async def send(
+        self,
+        carrier: str,
+        msisdn: str,
+        short_code: str,
+        text: str,
+        *,
+        replies: int = 1,
+        timeout: float = 5.0,
+        **inject: Any,
+    ) -> list[HandsetMessage]:
+        """A handset on `carrier` sends `text`; returns the first `replies` messages it receives."""
+        smsc = self.smsc(carrier)
+        since = len(smsc.handset_messages)
+        smsc.inject_mo(msisdn, short_code, text, **inject)
+        return await wait(smsc.wait_handset(msisdn, replies, since_index=since, timeout=timeout))
+
+    async def texts(self, carrier: str, msisdn: str, short_code: str, text: str, **kw: Any) -> list[str]:
+        return [m.text for m in await self.send(carrier, msisdn, short_code, text, **kw)]
+
+    def handset(self, carrier: str, msisdn: str) -> list[HandsetMessage]:
+        return [m for m in self.smsc(carrier).handset_messages if m.msisdn == msisdn]
+
+    async def restart_gateway(self) -> None:
+        """A clean stop and a new gateway on the same store (what a deploy does)."""
+        await self.gateway.stop()
+        self.gateway = _gateway(self.config, self.sims, self.features, self.service_clock)
+        await self.gateway.start()
+        await self.wait_bound()
+
+    async def stop(self) -> None:
+        try:
+            await self.gateway.stop()
+        finally:
+            await wait(self.sims.stop())
+
+
+def _gateway(config: GatewayConfig, sims: SimulatorSet, features: Sequence[Feature],
+             service_clock: IReactorTime | None) -> Gateway:
+    return Gateway(config, features, reactor=reactor, ports=sims.ports, service_clock=service_clock)
+
+
+async def start_stack(
+    tmp_path: Path,
+    *,
+    features: Sequence[Feature] | None = None,
+    routes: Sequence[RouteConfig] = (),
+    carriers: Iterable[str] = CARRIERS,
+    carrier_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    sim_overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    faults: Mapping[str, FaultPlan] | None = None,
+    service_clock: IReactorTime | None = None,
+    bind: bool = True,
+    **gateway_overrides: Any,
+) -> Stack:
+    """Start the simulators, then a gateway bound to them; waits for every bind."""
+    from smsgw.app import features as all_features
+
+    config = make_config(
+        tmp_path, routes=routes, carriers=carriers, carrier_overrides=carrier_overrides, **gateway_overrides
+    )
+    specs = [
+        SimulatorSpec(
+            **{
+                "name": s.name, "profile": s.profile, "host": s.host, "port": 0,
+                "system_id": s.system_id, "password": s.password, "tps": s.tps,
+                **(sim_overrides or {}).get(s.name, {}),
+            }
+        )
+        for s in config.simulators
+    ]
+    sims = await wait(start_simulators(specs, "127.0.0.1", 0, reactor=reactor, faults=faults))
+    chosen = all_features() if features is None else list(features)
+    gateway = _gateway(config, sims, chosen, service_clock)
+    try:
+        await gateway.start()
+    except BaseException:
+        await wait(sims.stop())
+        raise
+    stack = Stack(config, sims, gateway, chosen, service_clock)
+    if bind:
+        await stack.wait_bound()
+    return stack
+
+
+# -- the gateway as a separate process (crash and signal tests) ---------------------------
+
+
+def write_process_config(tmp_path: Path, ports: Mapping[str, int], store_path: Path,
+                         embedded: bool = False, control_port: int = 0) -> Path:
+    """The shipped TOML with the given carrier ports and store, for `smsgw run` in a subprocess."""
+    text = SHIPPED_CONFIG.read_text(encoding="utf-8")
+    text = re.sub(r'(?m)^store_path = .*$', f'store_path = "{store_path.as_posix()}"', text)
+    text = re.sub(r"(?m)^embedded_simulators = .*$", f"embedded_simulators = {'true' if embedded else 'false'}", text)
+    text = re.sub(r"(?m)^reconnect_initial_s = .*$", "reconnect_initial_s = 0.05", text)
+    text = re.sub(r"(?m)^reconnect_max_s = .*$", "reconnect_max_s = 0.5", text)
+    defaults = {"omantel": 12775, "ooredoo": 12776, "friendi": 12777}
+    for name, default in defaults.items():
+        text = text.replace(f"port = {default}", f"port = {ports.get(name, 0)}")
+    text = re.sub(r"(?m)^(\[control\](?:\n(?!\[).*)*?\nport = )\d+", rf"\g<1>{control_port}", text)
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o600)
+    return path
+
+
+def spawn_gateway(config_path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [sys.executable, "-m", "smsgw.cli", "run", "--config", str(config_path), *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
+    )
