@@ -233,7 +233,7 @@ class SmscProtocol(SmppFraming):
             return
         self.mode = _BIND_MODE[pdu.command_id]
         smsc.counters["binds"] += 1
-        log.info("bind_ok", carrier=smsc.name, mode=self.mode, peer=self.peer)
+        log.info("esme_bound", carrier=smsc.name, mode=self.mode, peer=self.peer)
         resp = Pdu(
             pdu.command_id | c.RESPONSE_BIT,
             pdu.sequence,
@@ -283,6 +283,7 @@ class SmscProtocol(SmppFraming):
             self._respond(pdu, c.ESME_RINVBNDSTS)
             return
         smsc.counters["submits"] += 1
+        smsc.submit_times.append(smsc.clock.seconds())
         limit = faults.drop_link_after_submits
         if limit is not None and self.submits_answered >= limit:
             self._fault_drop()
@@ -451,6 +452,8 @@ class Smsc:
         self.handset = Handset(profile.default_alphabet)
         #: Everything accepted / injected / owed, in order, for tests and the control port.
         self.mts: list[MtRecord] = []
+        #: When each submit_sm was read, accepted or not: what a carrier's TPS contract measures.
+        self.submit_times: list[float] = []
         self.mos: list[MoRecord] = []
         self.dlrs: list[DlrRecord] = []
         self.handset_messages: list[HandsetMessage] = []
@@ -886,6 +889,7 @@ class Smsc:
     def reset_records(self) -> None:
         """Forget what was recorded (after a load run); sessions and queued deliveries are kept."""
         self.mts.clear()
+        self.submit_times.clear()
         self.dlrs.clear()
         self.handset_messages.clear()
         self.anomalies.clear()

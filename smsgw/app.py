@@ -70,7 +70,6 @@ async def start_stack(
             asyncio.get_running_loop(),
         )
         ports = dict(sims.ports)
-        log.info("simulators_started", ports=ports, control_port=sims.control_port)
     gateway = Gateway(config, features(), reactor=reactor, clock=clock, ports=ports)
     await gateway.start()
     return gateway, sims
@@ -151,7 +150,6 @@ def run_simulators_only(config_path: str) -> int:
             asyncio.get_running_loop(),
         )
         state["sims"] = sims
-        log.info("simulators_started", ports=dict(sims.ports), control_port=sims.control_port)
 
     async def shutdown() -> None:
         sims = state.get("sims")

@@ -224,9 +224,24 @@ def write_process_config(tmp_path: Path, ports: Mapping[str, int], store_path: P
     return path
 
 
-def spawn_gateway(config_path: Path, *extra: str) -> subprocess.Popen[bytes]:
+def spawn_gateway(config_path: Path, log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """`smsgw run` as its own process; its JSON log goes to `log_path` (a pipe could fill and
+    block it)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen(
-        [sys.executable, "-m", "smsgw.cli", "run", "--config", str(config_path), *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
-    )
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "smsgw.cli", "run", "--config", str(config_path), *extra],
+            stdout=log_file, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
+        )
+
+
+def log_events(log_path: Path) -> list[dict[str, Any]]:
+    import json
+
+    events = []
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            continue
+    return events

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
+from carriers.faults import FaultPlan
 from handlers.help import HelpHandler
+from smsgw.config import RouteConfig
+from smsgw.feature import Feature
 from smsgw.message import Inbound, Lang, Request
-from tests.stack import CARRIERS, on_loop, start_stack
+from tests.stack import CARRIERS, eventually, on_loop, start_stack, wait
 
 SHORT_CODE = "90091"
 
@@ -31,5 +35,186 @@ async def test_help_round_trip_english_and_arabic(tmp_path: Path, carrier: str) 
         assert arabic.text == expected_help(stack, carrier, "مساعدة", Lang.AR)
         assert arabic.data_coding == 8
         assert not arabic.problems
+    finally:
+        await stack.stop()
+
+
+class LongReplyHandler:
+    """A test service whose answer is long, to exercise splitting on every carrier."""
+
+    TEXT = ("بلدية مسقط: " + "تم استلام طلبك وسيتم الرد عليك قريبا. ") * 8
+
+    def __init__(self, _ctx: object) -> None:
+        pass
+
+    def handle(self, req: Request) -> list:
+        return [req.reply(self.TEXT)]
+
+
+LONG = Feature(name="long", handlers={"long": LongReplyHandler})
+LONG_ROUTE = RouteConfig(keyword="LONG", aliases=("طويل",), handler="long", short_codes=())
+
+
+@on_loop
+async def test_long_arabic_reply_arrives_in_parts_and_reassembles(tmp_path: Path) -> None:
+    """A 300-character Arabic reply goes as UCS2 parts (UDH, SAR or one payload) and reads whole."""
+    stack = await start_stack(tmp_path, features=[LONG], routes=[LONG_ROUTE])
+    try:
+        expected = LongReplyHandler.TEXT
+        units = len(expected.encode("utf-16-be")) // 2
+        for carrier, method, parts in (
+            ("omantel", "udh8", -(-units // 67)),
+            ("ooredoo", "sar", -(-units // 67)),
+            ("friendi", "payload", 1),
+        ):
+            [message] = await stack.send(carrier, "96891230001", SHORT_CODE, "طويل")
+            assert message.text == expected
+            assert (message.method, message.parts, message.data_coding) == (method, parts, 8)
+            assert message.problems == ()
+            assert stack.smsc(carrier).anomalies == []
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_multipart_mo_in_reverse_order_with_duplicates(tmp_path: Path) -> None:
+    """A long MO whose parts arrive last-first, one of them twice, is processed once, whole."""
+    stack = await start_stack(tmp_path)
+    try:
+        text = "HELP " + "please tell me about parking in Ruwi and Muttrah " * 5
+        for carrier in CARRIERS:
+            msisdn = {"omantel": "96891230002", "ooredoo": "96891230003", "friendi": "96891230004"}[carrier]
+            replies = await stack.send(carrier, msisdn, SHORT_CODE, text, split_order="reverse", duplicate_parts=True)
+            assert len(replies) == 1
+        stored = await stack.gateway.store.read(
+            lambda conn: [row[0] for row in conn.execute("SELECT text FROM inbound ORDER BY id")]
+        )
+        assert stored == [text] * 3
+        await asyncio.sleep(0.3)
+        assert all(len(stack.handset(c, m)) == 1 for c, m in
+                   (("omantel", "96891230002"), ("ooredoo", "96891230003"), ("friendi", "96891230004")))
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_throttled_carrier_never_exceeds_tps_and_delivers_everything(tmp_path: Path) -> None:
+    """The SMSC allows 10/s, we are configured for 15/s: throttles slow us, nothing is lost,
+    and no one-second window ever holds more than 15 of our submits."""
+    stack = await start_stack(
+        tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"tps": 15.0}},
+        sim_overrides={"omantel": {"tps": 10.0}},
+    )
+    try:
+        smsc = stack.smsc("omantel")
+        msisdns = [f"968912{n:05d}" for n in range(40)]
+        waits = []
+        for msisdn in msisdns:
+            since = len(smsc.handset_messages)
+            waits.append(wait(smsc.wait_handset(msisdn, 1, since_index=since, timeout=20)))
+            smsc.inject_mo(msisdn, SHORT_CODE, "HELP")
+        await asyncio.gather(*waits)
+        sender = stack.gateway.queue.senders["omantel"]
+        assert sender.stats.throttled > 0
+        times = sorted(record.received_at for record in smsc.mts)
+        submit_times = sorted(smsc_submit_times(smsc))
+        for i, start in enumerate(submit_times):
+            in_window = [t for t in submit_times[i:] if t < start + 1.0]
+            assert len(in_window) <= 15, f"{len(in_window)} submits within one second"
+        assert len(times) == len(msisdns)
+        await asyncio.sleep(0.3)
+        assert all(len(stack.handset("omantel", m)) == 1 for m in msisdns)
+    finally:
+        await stack.stop()
+
+
+def smsc_submit_times(smsc) -> list[float]:
+    """Every submit_sm the SMSC read, accepted or throttled."""
+    return list(smsc.submit_times)
+
+
+@on_loop
+async def test_link_dropped_mid_send_reconnects_without_loss_or_duplicates(tmp_path: Path) -> None:
+    """An SMSC that drops the link after every 3 submits: all replies arrive, each once."""
+    stack = await start_stack(tmp_path, carriers=["omantel"], faults={"omantel": FaultPlan(drop_link_after_submits=3)})
+    try:
+        smsc = stack.smsc("omantel")
+        msisdns = [f"968913{n:05d}" for n in range(10)]
+        waits = []
+        for msisdn in msisdns:
+            waits.append(wait(smsc.wait_handset(msisdn, 1, since_index=0, timeout=20)))
+            smsc.inject_mo(msisdn, SHORT_CODE, "HELP")
+        await asyncio.gather(*waits)
+        await asyncio.sleep(0.5)
+        assert all(len(stack.handset("omantel", m)) == 1 for m in msisdns)
+        assert smsc.counters["binds"] >= 4
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_bad_password_no_reconnect_storm_other_carriers_unaffected(tmp_path: Path) -> None:
+    """Wrong credentials for Ooredoo: refused once, never retried; Omantel keeps serving."""
+    stack = await start_stack(tmp_path, carrier_overrides={"ooredoo": {"password": "wrong"}})
+    try:
+        assert stack.gateway.connectors["ooredoo"].state == "refused"
+        await asyncio.sleep(1.0)  # at 0.05 s backoff a retry loop would bind dozens of times
+        assert stack.smsc("ooredoo").counters["bind_failures"] <= 2  # one per link (tx and rx)
+        [reply] = await stack.send("omantel", "96891230010", SHORT_CODE, "HELP")
+        assert reply.text
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_redelivered_mo_is_processed_once(tmp_path: Path) -> None:
+    """The carrier resends an MO with the same id (its resp got lost): one reply only."""
+    stack = await start_stack(tmp_path, carriers=["omantel"])
+    try:
+        smsc = stack.smsc("omantel")
+        await stack.send("omantel", "96891230020", SHORT_CODE, "HELP", mo_id="abc123")
+        smsc.inject_mo("96891230020", SHORT_CODE, "HELP", mo_id="abc123")
+        await eventually(lambda: stack.gateway.counters["mo_duplicate"] == 1)
+        await asyncio.sleep(0.3)
+        assert len(stack.handset("omantel", "96891230020")) == 1
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_delivery_receipts_mark_the_reply_delivered(tmp_path: Path) -> None:
+    """Each carrier's receipt (hex/dec/padded ids, TLV or text) is matched to the reply."""
+    stack = await start_stack(tmp_path)
+    try:
+        for carrier in CARRIERS:
+            await stack.send(carrier, "96891230030", SHORT_CODE, "HELP")
+
+        async def all_delivered() -> bool:
+            states = await stack.gateway.store.read(
+                lambda conn: [row[0] for row in conn.execute("SELECT state FROM outbound")]
+            )
+            return states == ["delivered"] * 3
+
+        await eventually(all_delivered, timeout=8)
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_malformed_pdus_get_generic_nack_and_the_gateway_keeps_serving(tmp_path: Path) -> None:
+    """An unknown command_id is nacked and the session goes on; a bad length drops the link,
+    the gateway rebinds, and HELP still works."""
+    stack = await start_stack(tmp_path, carriers=["omantel"])
+    try:
+        smsc = stack.smsc("omantel")
+        binds = smsc.counters["binds"]
+        assert smsc.send_garbage_to_esmes("unknown_command") == 1
+        await eventually(lambda: smsc.counters["nacks_received"] >= 1)
+        assert smsc.counters["binds"] == binds  # same session
+        smsc.send_garbage_to_esmes("bad_length")
+        await eventually(lambda: smsc.counters["binds"] > binds)
+        await stack.wait_bound()
+        [reply] = await stack.send("omantel", "96891230040", SHORT_CODE, "HELP")
+        assert reply.text
     finally:
         await stack.stop()
