@@ -218,3 +218,73 @@ async def test_malformed_pdus_get_generic_nack_and_the_gateway_keeps_serving(tmp
         assert reply.text
     finally:
         await stack.stop()
+
+
+async def outbound_rows(stack) -> list[tuple[str, str | None]]:
+    return await stack.gateway.store.read(
+        lambda conn: [tuple(r) for r in conn.execute("SELECT state, reason FROM outbound ORDER BY id")]
+    )
+
+
+@on_loop
+async def test_temporary_errors_are_retried_and_delivered_once(tmp_path: Path) -> None:
+    """Every other submit answered ESME_RMSGQFUL: those are retried with backoff, all arrive once."""
+    from smsgw.smpp import constants as c
+
+    stack = await start_stack(tmp_path, carriers=["omantel"],
+                              faults={"omantel": FaultPlan(error_every_nth_submit=(2, c.ESME_RMSGQFUL))})
+    try:
+        smsc = stack.smsc("omantel")
+        msisdns = [f"968915{n:05d}" for n in range(6)]
+        waits = []
+        for msisdn in msisdns:
+            waits.append(wait(smsc.wait_handset(msisdn, 1, since_index=0, timeout=15)))
+            smsc.inject_mo(msisdn, SHORT_CODE, "HELP")
+        await asyncio.gather(*waits)
+        assert stack.gateway.queue.senders["omantel"].stats.retried >= 3
+        await asyncio.sleep(0.3)
+        assert all(len(stack.handset("omantel", m)) == 1 for m in msisdns)
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_permanent_error_marks_the_reply_failed_with_the_reason(tmp_path: Path) -> None:
+    """ESME_RINVDSTADR is final: the reply is marked failed, naming the status, and not retried."""
+    from smsgw.smpp import constants as c
+
+    stack = await start_stack(tmp_path, carriers=["omantel"],
+                              faults={"omantel": FaultPlan(error_every_nth_submit=(1, c.ESME_RINVDSTADR))})
+    try:
+        stack.smsc("omantel").inject_mo("96891230050", SHORT_CODE, "HELP")
+
+        async def failed() -> bool:
+            return await outbound_rows(stack) == [("failed", "carrier refused: ESME_RINVDSTADR")]
+
+        await eventually(failed)
+        submits = stack.smsc("omantel").counters["submits"]
+        await asyncio.sleep(0.5)
+        assert stack.smsc("omantel").counters["submits"] == submits == 1
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_reply_expires_after_its_validity_period(tmp_path: Path) -> None:
+    """A reply the carrier keeps refusing (throttle storm) is expired once its validity passes,
+    without the link ever standing idle for long in between."""
+    stack = await start_stack(tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"validity_s": 1}},
+                              faults={"omantel": FaultPlan(throttle_storm=True)})
+    try:
+        stack.smsc("omantel").inject_mo("96891230060", SHORT_CODE, "HELP")
+
+        async def expired() -> bool:
+            rows = await outbound_rows(stack)
+            return len(rows) == 1 and rows[0][0] == "expired"
+
+        await eventually(expired, timeout=5)
+        times = stack.smsc("omantel").submit_times
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert len(times) >= 3 and max(gaps) < 1.0  # throttled: short pauses, never minutes
+    finally:
+        await stack.stop()
