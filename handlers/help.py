@@ -6,6 +6,7 @@ time is reflected in the next reply without rebuilding the handlers.
 
 from __future__ import annotations
 
+import functools
 from typing import Protocol
 
 from handlers import texts
@@ -42,10 +43,13 @@ class HelpHandler:
             return [req.reply(texts.HELP_NONE[lang].format(code=code))]
         # The sender already knows HELP: list it last so the space for examples goes to services.
         pairs.sort(key=lambda p: p[0] == "HELP")
-        return [req.reply(self._compose(pairs, lang, code, _max_parts(req)))]
+        return [req.reply(self._compose(tuple(pairs), lang, code, _max_parts(req)))]
 
     @staticmethod
-    def _compose(pairs: list[tuple[str, str]], lang: Lang, code: str, max_parts: int) -> str:
+    @functools.lru_cache(maxsize=256)
+    def _compose(pairs: tuple[tuple[str, str], ...], lang: Lang, code: str, max_parts: int) -> str:
+        # Cached: HELP is the most frequent message and its answer depends only on these
+        # arguments; a route change gives new `pairs`, hence a new entry.
         header = texts.HELP_HEADER[lang].format(code=code)
         examples = [texts.usage(canonical, shown, lang) for canonical, shown in pairs]
         with_example = [i for i, ex in enumerate(examples) if ex is not None]

@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short-code", default="90091")
     parser.add_argument("--tps", type=float, default=20000.0, help="per-carrier TPS (gateway and SMSC)")
     parser.add_argument("--window", type=int, default=50)
+    parser.add_argument("--profile", metavar="FILE", help="run the gateway under cProfile, stats written to FILE")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as tmpdir:
@@ -116,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         gateway = None
         try:
             time.sleep(0.5)
+            profile = ["-m", "cProfile", "-o", os.path.abspath(args.profile)] if args.profile else []
             gateway = subprocess.Popen(
-                [sys.executable, "-m", "smsgw.cli", "run", "--no-simulators", "--config", str(config)],
+                [sys.executable, *profile, "-m", "smsgw.cli", "run", "--no-simulators", "--config", str(config)],
                 cwd=str(ROOT), env=env, stdout=open(tmp / "gateway.log", "wb"), stderr=subprocess.STDOUT,
             )
             wait_bound(control_port)

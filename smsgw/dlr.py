@@ -158,19 +158,25 @@ def parse_receipt(short_message: bytes, tlvs: Mapping[int, bytes]) -> Receipt | 
     A receipt with an id but no recognisable state gets state UNKNOWN (final): the
     message's fate can no longer be learnt, so it should not stay open forever.
     """
+    tlv_id = _tlv_message_id(tlvs.get(TLV_RECEIPTED_MESSAGE_ID))
+    state = _tlv_state(tlvs.get(TLV_MESSAGE_STATE))
+    tlv_error = _tlv_error(tlvs.get(TLV_NETWORK_ERROR_CODE))
+    if tlv_id and state is not None and (tlv_error or state == "DELIVRD"):
+        # Every field is in TLVs: the text form would only repeat them (and parsing it is the
+        # costliest part of a receipt, which comes once per MT part).
+        return Receipt(message_id=tlv_id, state=state, error=tlv_error, final=state in FINAL_STATES)
     body = bytes(short_message) or bytes(tlvs.get(TLV_MESSAGE_PAYLOAD, b""))
     fields = _text_fields(body.replace(b"\x00", b"").decode("latin-1")) if body else {}
 
-    message_id = _tlv_message_id(tlvs.get(TLV_RECEIPTED_MESSAGE_ID)) or fields.get("id") or None
+    message_id = tlv_id or fields.get("id") or None
     if not message_id:
         return None
 
-    state = _tlv_state(tlvs.get(TLV_MESSAGE_STATE))
     if state is None:
         stat = fields.get("stat")
         state = _state_from_text(stat) if stat else "UNKNOWN"
 
-    error = _tlv_error(tlvs.get(TLV_NETWORK_ERROR_CODE)) or fields.get("err") or None
+    error = tlv_error or fields.get("err") or None
     return Receipt(message_id=message_id, state=state, error=error, final=state in FINAL_STATES)
 
 

@@ -20,6 +20,8 @@ UTF-16 surrogate pair are never cut in two.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 __all__ = [
@@ -101,9 +103,15 @@ _GSM_ENCODE: dict[str, bytes] = {ch: bytes([i]) for i, ch in enumerate(_GSM_BASI
 _GSM_ENCODE.update({ch: bytes([_ESC, code]) for code, ch in _GSM_EXTENSION.items()})
 
 
+#: Every character of the GSM default alphabet and its extension table, as a regex class:
+#: one C-level scan per message instead of a Python loop per character (hot path).
+_GSM_EXTENSION_CHARS = frozenset(_GSM_EXTENSION.values())
+_GSM_ONLY = re.compile("[" + "".join(re.escape(ch) for ch in _GSM_ENCODE) + "]*")
+
+
 def is_gsm(text: str) -> bool:
     """True when every character has a GSM 03.38 default or extension code."""
-    return all(ch in _GSM_ENCODE for ch in text)
+    return _GSM_ONLY.fullmatch(text) is not None
 
 
 def gsm_encode(text: str) -> bytes:
@@ -327,6 +335,28 @@ def count_parts(text: str, default_alphabet: str) -> int:
     return _count(chunks, data_coding)
 
 
+def _single_part(text: str, default_alphabet: str) -> MessagePart | None:
+    """The common case (a one-part reply) without per-character chunking; None if it needs more."""
+    if len(text) > _SINGLE_SEPTETS:
+        return None
+    _check_alphabet(default_alphabet)
+    if _fits_default(text, default_alphabet):
+        septets = len(text) + sum(1 for ch in text if ch in _GSM_EXTENSION_CHARS)
+        if septets > _SINGLE_SEPTETS:
+            return None
+        if default_alphabet == "gsm7":
+            payload = b"".join([_GSM_ENCODE[ch] for ch in text])
+        else:
+            payload = text.encode("latin-1")
+        return MessagePart(DC_DEFAULT, payload, 0, (), 1, 1)
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+        return None  # lone surrogates: the careful path replaces them
+    payload = text.encode("utf-16-be")
+    if len(payload) > _SINGLE_OCTETS_UCS2:
+        return None
+    return MessagePart(DC_UCS2, payload, 0, (), 1, 1)
+
+
 def split_text(text: str, default_alphabet: str, method: str, ref: int) -> list[MessagePart]:
     """Encode text and cut it into submit_sm parts.
 
@@ -340,6 +370,9 @@ def split_text(text: str, default_alphabet: str, method: str, ref: int) -> list[
     """
     if method not in METHODS:
         raise ValueError(f"unknown long-message method {method!r}; expected one of {sorted(METHODS)}")
+    single = _single_part(text, default_alphabet)
+    if single is not None:
+        return [single]
     data_coding, chunks = _char_chunks(text, default_alphabet)
     payload = b"".join(c for c, _ in chunks)
     if _fits_single(chunks, data_coding):

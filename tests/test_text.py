@@ -469,3 +469,21 @@ def test_encode_as(text: str, dc: int, alphabet: str, expected: bytes) -> None:
 @pytest.mark.parametrize("alphabet", ["gsm7", "latin1", "ascii"])
 def test_encode_as_then_decode_keeps_plain_text(dc: int, alphabet: str) -> None:
     assert decode_short_message(t.encode_as(" ... gap ... ", dc, alphabet), dc, alphabet) == " ... gap ... "
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["HELP", "x" * 160, "{" * 80, "{" * 81, "ç", "مرحبا", "م" * 70, "م" * 71, "😀" * 35, "😀" * 36, "a\ud800b", ""],
+)
+@pytest.mark.parametrize("alphabet", ["gsm7", "latin1", "ascii"])
+def test_single_part_fast_path_matches_the_careful_path(text: str, alphabet: str) -> None:
+    """The one-part shortcut gives exactly what per-character chunking gives."""
+    fast = t._single_part(text, alphabet)
+    data_coding, chunks = t._char_chunks(text, alphabet)
+    if t._fits_single(chunks, data_coding):
+        careful = t.MessagePart(data_coding, b"".join(c for c, _ in chunks), 0, (), 1, 1)
+        assert fast is None or fast == careful
+        if not any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
+            assert fast == careful
+    else:
+        assert fast is None
