@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from smsgw.abuse import AbuseConfig
 from smsgw.smpp import constants as smpp
 from smsgw.tomlcheck import (
     _MISSING,
@@ -162,6 +163,7 @@ class GatewayConfig:
     carriers: tuple[CarrierConfig, ...]
     simulators: tuple[SimulatorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
+    abuse: AbuseConfig = field(default_factory=AbuseConfig)
 
     def carrier(self, name: str) -> CarrierConfig:
         for carrier in self.carriers:
@@ -299,6 +301,8 @@ def _build(
     control_port = control.integer("port", 12780, 0, 65535)
     control.finish()
 
+    abuse = _abuse(_Table(checker, ("abuse",), root.table("abuse", {}) or {}))
+
     carriers = _carriers(checker, root)
     simulators = _simulators(checker, root, known_profiles)
     routes = _routes(checker, root)
@@ -319,7 +323,25 @@ def _build(
         carriers=tuple(carriers),
         simulators=tuple(simulators),
         routes=tuple(routes),
+        abuse=abuse,
     )
+
+
+def _abuse(t: _Table) -> AbuseConfig:
+    d = AbuseConfig()
+    config = AbuseConfig(
+        max_messages=t.integer("max_messages", d.max_messages, 1, 100_000),
+        window_s=t.number("window_s", d.window_s, lo=1.0, hi=86400.0),
+        loop_repeats=t.integer("loop_repeats", d.loop_repeats, 2, 1000),
+        loop_window_s=t.number("loop_window_s", d.loop_window_s, lo=1.0, hi=86400.0),
+        loop_quick_answer_s=t.number("loop_quick_answer_s", d.loop_quick_answer_s, lo=0.0, hi=60.0),
+        loop_cooldown_s=t.number("loop_cooldown_s", d.loop_cooldown_s, lo=1.0, hi=7 * 86400.0),
+        alphanumeric_senders=t.choice("alphanumeric_senders", d.alphanumeric_senders, ("ignore", "process")),
+        foreign_senders=t.choice("foreign_senders", d.foreign_senders, ("process", "ignore")),
+        home_country_code=t.string("home_country_code", d.home_country_code, min_len=1),
+    )
+    t.finish()
+    return config
 
 
 def _tables_under(checker: _Checker, root: _Table, key: str, what: str) -> list[tuple[KeyPath, dict[str, Any]]]:

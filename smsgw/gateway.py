@@ -21,6 +21,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from smsgw import dlr, reassembly
+from smsgw.abuse import AbuseGuard, Verdict
 from smsgw import text as smstext
 from smsgw.config import CarrierConfig, GatewayConfig
 from smsgw.feature import Feature, ServiceContext
@@ -36,6 +37,12 @@ from smsgw.store import NewMo, NewMoPart, NewMt, Store, StoreUnavailable
 from smsgw.textnorm import detect_lang
 
 log = get_logger(__name__)
+
+#: The one answer a flooding handset gets before silence.
+RATE_LIMITED = {
+    Lang.EN: "You have sent many messages in a short time. Please wait a few minutes before sending again.",
+    Lang.AR: "لقد أرسلت رسائل كثيرة في وقت قصير. يرجى الانتظار بضع دقائق قبل الإرسال مجددا.",
+}
 
 #: Shown when a handler fails: the person must not be left without an answer.
 APOLOGY = {
@@ -83,6 +90,7 @@ class Gateway(MultiService):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: LoopingCall | None = None
         self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0}
+        self.abuse = AbuseGuard(config.abuse)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -250,6 +258,7 @@ class Gateway(MultiService):
         """Multipart MOs whose missing parts never came: process what arrived, gaps marked."""
         if self.store is None or not self.accepting:
             return
+        self.abuse.forget_idle(self.clock.seconds())
         cutoff = self.clock.seconds() - self.config.mo_reassembly_timeout_s
         try:
             groups = await self.store.expired_part_groups(cutoff)
@@ -275,16 +284,20 @@ class Gateway(MultiService):
     async def _process(self, inbound: Inbound) -> None:
         """Run the handler and commit its replies together with 'processed' (exactly once)."""
         assert self.router is not None and self.store is not None and self.queue is not None
-        try:
-            handler, request = self.router.route(inbound)
-            result = handler.handle(request)
-            if inspect.isawaitable(result):
-                result = await result
-            replies: list[Reply] = list(result or [])
-        except Exception:
-            log.exception("handler_failed", carrier=inbound.carrier, inbound_id=inbound.id)
-            lang = detect_lang(inbound.text)
-            replies = [inbound.reply(APOLOGY[lang])]
+        verdict = self.abuse.check(inbound, self.clock.seconds())
+        replies: list[Reply] = []
+        if verdict is Verdict.POLITE_LIMIT:
+            replies = [inbound.reply(RATE_LIMITED[detect_lang(inbound.text)])]
+        elif verdict is Verdict.ANSWER:
+            try:
+                handler, request = self.router.route(inbound)
+                result = handler.handle(request)
+                if inspect.isawaitable(result):
+                    result = await result
+                replies = list(result or [])
+            except Exception:
+                log.exception("handler_failed", carrier=inbound.carrier, inbound_id=inbound.id)
+                replies = [inbound.reply(APOLOGY[detect_lang(inbound.text)])]
         now = self.clock.seconds()
         drafts = [self._draft(reply, inbound.id, now) for reply in replies]
         try:
@@ -294,6 +307,8 @@ class Gateway(MultiService):
             log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))
             return
         self.counters["processed"] += 1
+        if outbounds:
+            self.abuse.replied(inbound.msisdn, now)
         for outbound in outbounds:
             self.queue.enqueue(outbound)
 
