@@ -136,9 +136,9 @@ class Gateway(MultiService):
             if feature.services is not None:
                 for service in feature.services(self.context, handlers):
                     service.setServiceParent(self)
-        backlog = await self.store.queued_mts()
-        for outbound in backlog:
-            self.queue.enqueue(outbound)
+        backlog = (await self.store.counts()).get("mt_queued", 0)
+        for sender in senders.values():
+            sender.load_backlog()
         unprocessed = await self.store.unprocessed_mos()
         for inbound in unprocessed:
             self._spawn(self._process(inbound))
@@ -147,7 +147,7 @@ class Gateway(MultiService):
         self._sweeper = LoopingCall(lambda: Deferred.fromFuture(asyncio.ensure_future(self._sweep_reassembly())))
         self._sweeper.clock = self.clock
         self._sweeper.start(max(1.0, cfg.mo_reassembly_timeout_s / 4), now=False)
-        log.info("gateway_started", carriers=sorted(self.carriers), resumed_mts=len(backlog),
+        log.info("gateway_started", carriers=sorted(self.carriers), resumed_mts=backlog,
                  resumed_mos=len(unprocessed), store=cfg.store_path)
         self.startService()
 

@@ -36,12 +36,19 @@ from smsgw.smpp import constants as c
 from smsgw.smpp.pdu import Pdu
 from smsgw.smpp.session import ResponseTimeout, SessionClosed
 
+from smsgw.store import StoreUnavailable
+
 if TYPE_CHECKING:
     from smsgw.config import CarrierConfig
     from smsgw.smpp.connector import CarrierConnector
     from smsgw.store import Outbound, Store
 
 log = get_logger(__name__)
+
+#: Most MTs a sender holds in memory; beyond that the backlog waits in the store and is paged
+#: in as the queue drains, so a huge backlog (a carrier down for hours) costs disk, not RAM.
+MEMORY_HIGH_WATER = 5000
+REFILL_BATCH = 1000
 
 #: Backoff for temporary submit errors, per message: 1 s, 2 s, 4 s … capped.
 RETRY_BASE_S = 1.0
@@ -94,6 +101,8 @@ class CarrierSender:
         clock: IReactorTime,
         rng: random.Random | None = None,
         on_result: Callable[[str, "Outbound", str], None] | None = None,
+        high_water: int = MEMORY_HIGH_WATER,
+        refill_batch: int = REFILL_BATCH,
     ) -> None:
         self.config = config
         self.carrier = config.name
@@ -112,6 +121,13 @@ class CarrierSender:
         self._stopping = False
         self._pending_writes: set[asyncio.Future[Any]] = set()
         self._on_result = on_result
+        self.high_water = high_water
+        self.refill_batch = refill_batch
+        # Paging: every queued MT with id > _loaded_max_id is in the store only.
+        self._spilled = False
+        self._loaded_max_id = 0
+        self._refilling = False
+        self._missed = False
         connector.add_state_listener(self._link_changed)
 
     # -- queue management -------------------------------------------------------------
@@ -125,7 +141,24 @@ class CarrierSender:
         times.extend(job.outbound.created_at for _, _, job in self._retry)
         return min(times) if times else None
 
+    def load_backlog(self) -> None:
+        """At start-up: page this carrier's queued MTs in from the store, oldest first."""
+        self._spilled = True
+        self._maybe_refill()
+
     def enqueue(self, outbound: "Outbound") -> None:
+        if self._spilled and outbound.id > self._loaded_max_id:
+            # Older MTs are still waiting in the store: this one queues behind them there.
+            self._missed = True
+            self._maybe_refill()
+            return
+        self._hold(outbound)
+        if len(self._ready) >= self.high_water:
+            self._spilled = True
+        self.pump()
+
+    def _hold(self, outbound: "Outbound") -> None:
+        self._loaded_max_id = max(self._loaded_max_id, outbound.id)
         try:
             parts = smstext.split_text(
                 outbound.text, self.config.default_alphabet, self.config.long_message, outbound.concat_ref
@@ -134,7 +167,29 @@ class CarrierSender:
             self._final(_Job(outbound, []), "failed", f"cannot encode: {exc}")
             return
         self._ready.append(_Job(outbound, parts))
+
+    def _maybe_refill(self) -> None:
+        if self._spilled and not self._refilling and not self._stopping and self.depth < self.high_water // 2:
+            self._refilling = True
+            self._missed = False
+            self._write(self._refill())
+
+    async def _refill(self) -> None:
+        try:
+            batch = await self.store.queued_mts(self.carrier, limit=self.refill_batch, after_id=self._loaded_max_id)
+        except StoreUnavailable as exc:
+            log.error("backlog_refill_failed", carrier=self.carrier, error=str(exc))
+            self._schedule(1.0)  # the pump tries again
+            return
+        finally:
+            self._refilling = False
+        for outbound in batch:
+            if outbound.id > self._loaded_max_id:
+                self._hold(outbound)
+        if len(batch) < self.refill_batch and not self._missed:
+            self._spilled = False
         self.pump()
+        self._maybe_refill()
 
     def pause(self) -> None:
         self.paused = True
@@ -174,6 +229,7 @@ class CarrierSender:
         """Send as much as TPS and window allow right now; arrange to be called again."""
         if self._stopping or self.paused:
             return
+        self._maybe_refill()
         now = self.clock.seconds()
         retry = self._retry
         while retry and retry[0][0] <= now:

@@ -817,14 +817,19 @@ class Store:
 
     # ---------------------------------------------------------------- MT
 
-    async def queued_mts(self, carrier: str | None = None, limit: int | None = None) -> list[Outbound]:
-        """MTs in state 'queued' (including partly sent ones, see parts_sent), oldest first."""
-        return await self._read(self._op_queued_mts, carrier, limit)
+    async def queued_mts(
+        self, carrier: str | None = None, limit: int | None = None, after_id: int = 0
+    ) -> list[Outbound]:
+        """MTs in state 'queued' (including partly sent ones, see parts_sent), oldest first;
+        `after_id` pages through a backlog larger than the queue keeps in memory."""
+        return await self._read(self._op_queued_mts, carrier, limit, after_id)
 
     @staticmethod
-    def _op_queued_mts(conn: sqlite3.Connection, carrier: str | None, limit: int | None) -> list[Outbound]:
-        sql = f"SELECT {_OUTBOUND_COLS} FROM outbound WHERE state = ?"
-        params: list[Any] = [QUEUED]
+    def _op_queued_mts(
+        conn: sqlite3.Connection, carrier: str | None, limit: int | None, after_id: int = 0
+    ) -> list[Outbound]:
+        sql = f"SELECT {_OUTBOUND_COLS} FROM outbound WHERE state = ? AND id > ?"
+        params: list[Any] = [QUEUED, after_id]
         if carrier is not None:
             sql += " AND carrier = ?"
             params.append(carrier)

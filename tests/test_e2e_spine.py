@@ -288,3 +288,26 @@ async def test_reply_expires_after_its_validity_period(tmp_path: Path) -> None:
         assert len(times) >= 3 and max(gaps) < 1.0  # throttled: short pauses, never minutes
     finally:
         await stack.stop()
+
+
+@on_loop
+async def test_large_backlog_is_paged_from_the_store_with_bounded_memory(tmp_path: Path) -> None:
+    """500 notices while the carrier refuses everything: at most the high-water mark is held in
+    memory, MOs are still accepted and answered later, and every notice arrives exactly once."""
+    from smsgw.message import Reply
+
+    stack = await start_stack(tmp_path, carriers=["omantel"], faults={"omantel": FaultPlan(throttle_storm=True)})
+    try:
+        sender = stack.gateway.queue.senders["omantel"]
+        sender.high_water, sender.refill_batch = 50, 20
+        msisdns = [f"96891{n:06d}" for n in range(500)]
+        for msisdn in msisdns:
+            await stack.gateway.send(Reply("omantel", msisdn, "90091", "Municipal notice: road works in Ruwi."))
+        assert sender.depth <= 50
+        stack.smsc("omantel").inject_mo("96899999999", SHORT_CODE, "HELP")
+        await eventually(lambda: stack.gateway.counters["processed"] == 1)  # MOs still accepted
+        stack.smsc("omantel").faults.reset()
+        await eventually(lambda: len(stack.smsc("omantel").handset_messages) == 501, timeout=20)
+        assert sorted(m.msisdn for m in stack.smsc("omantel").handset_messages) == sorted([*msisdns, "96899999999"])
+    finally:
+        await stack.stop()
