@@ -106,6 +106,10 @@ async def test_run_with_embedded_simulators_answers_send_and_stops_on_sigint(tmp
         assert "90091" in out.decode() and "HELP" in out.decode()
         proc.send_signal(signal.SIGINT)
         assert await wait_exit(proc, 10) == 0
+        text = log.read_text(encoding="utf-8")
+        assert "96891234567" not in text  # MSISDNs masked
+        assert not any(secret in text for secret in ("omt_dev1", "ord_dev1", "frd_dev1"))  # no passwords
+        assert "HELP" not in text  # no message bodies at info level
     finally:
         if proc.poll() is None:
             proc.kill()
