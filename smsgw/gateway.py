@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from smsgw import text as smstext
 from smsgw.config import CarrierConfig, GatewayConfig
 from smsgw.feature import Feature, ServiceContext
 from smsgw.log import get_logger, mask_msisdn
+from smsgw.metrics import GatewayMetrics
 from smsgw.message import Channel, Inbound, Lang, Reply, SessionEvent
 from smsgw.msisdn import canonical_msisdn
 from smsgw.outbound import CarrierSender, OutboundQueue
@@ -90,7 +92,10 @@ class Gateway(MultiService):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: LoopingCall | None = None
         self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0}
+        self.carrier_counters: Counter[tuple[str, str]] = Counter()
         self.abuse = AbuseGuard(config.abuse)
+        self.metrics = GatewayMetrics()
+        self.metrics.attach(self)
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -122,7 +127,7 @@ class Gateway(MultiService):
             )
             connector.setServiceParent(self)
             self.connectors[name] = connector
-            senders[name] = CarrierSender(carrier, connector, self.store, self.clock)
+            senders[name] = CarrierSender(carrier, connector, self.store, self.clock, on_result=self._mt_result)
         self.queue = OutboundQueue(senders)
         self.context = ServiceContext(
             store=self.store, clock=self.service_clock, send=self.send, enqueue=self.queue.enqueue,
@@ -193,6 +198,7 @@ class Gateway(MultiService):
             return await self._accept_mo(carrier, pdu)
         except StoreUnavailable as exc:
             self.counters["mo_rejected"] += 1
+            self.carrier_counters[carrier.name, "mo_rejected"] += 1
             log.error("mo_not_stored", carrier=carrier.name, error=str(exc))
             return c.ESME_RX_T_APPN
 
@@ -203,6 +209,7 @@ class Gateway(MultiService):
             return c.ESME_ROK  # asking for it again would bring the same unreadable bytes
         smsc_id = dlr.normalise_message_id(receipt.message_id, carrier.receipt_id_format)
         self.counters["dlr"] += 1
+        self.carrier_counters[carrier.name, "dlr"] += 1
         assert self.store is not None
         await self.store.record_dlr(
             carrier.name, smsc_id, receipt.state, receipt.error, receipt.final,
@@ -245,9 +252,11 @@ class Gateway(MultiService):
             )
         if duplicate:
             self.counters["mo_duplicate"] += 1
+            self.carrier_counters[carrier.name, "mo_duplicate"] += 1
             log.info("mo_duplicate", carrier=carrier.name, msisdn=mask_msisdn(msisdn))
             return c.ESME_ROK
         self.counters["mo"] += 1
+        self.carrier_counters[carrier.name, "mo_accepted"] += 1
         if inbound is not None:
             log.info("mo_accepted", carrier=carrier.name, msisdn=mask_msisdn(msisdn), inbound_id=inbound.id,
                      short_code=short_code)
@@ -307,10 +316,16 @@ class Gateway(MultiService):
             log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))
             return
         self.counters["processed"] += 1
+        self.metrics.mo_processing.labels(inbound.carrier).observe(max(0.0, now - inbound.received_at))
         if outbounds:
             self.abuse.replied(inbound.msisdn, now)
         for outbound in outbounds:
             self.queue.enqueue(outbound)
+
+    def _mt_result(self, carrier: str, outbound: Any, result: str) -> None:
+        if result == "sent":
+            waited = max(0.0, self.clock.seconds() - outbound.created_at)
+            self.metrics.mt_queue_time.labels(carrier, outbound.channel).observe(waited)
 
     def _draft(self, reply: Reply, inbound_id: int | None, now: float, kind: str = "reply") -> NewMt:
         carrier = self.carriers.get(reply.carrier)

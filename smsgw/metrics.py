@@ -1,0 +1,116 @@
+"""Prometheus metrics, read from the gateway's own counters at scrape time.
+
+The hot path only bumps plain integers it keeps anyway (gateway.counters, sender.stats) and
+feeds two histograms; everything else — bind state, queue depth, oldest queued age, store
+health — is read live when /metrics is scraped. Each gateway has its own registry, so tests
+can run several gateways in one process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+if TYPE_CHECKING:
+    from smsgw.gateway import Gateway
+
+#: Seconds; USSD screens and SMS replies both land in the low buckets when healthy.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+
+BIND_STATES = ("binding", "bound", "refused", "stopped")
+
+
+class GatewayMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.mo_processing = Histogram(
+            "smsgw_mo_processing_seconds",
+            "From an MO's acceptance to its replies being committed to the queue.",
+            ["carrier"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.mt_queue_time = Histogram(
+            "smsgw_mt_queue_seconds",
+            "From an MT being stored to the carrier accepting its last part.",
+            ["carrier", "channel"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
+    def attach(self, gateway: "Gateway") -> None:
+        self.registry.register(_GatewayCollector(gateway))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _GatewayCollector:
+    def __init__(self, gateway: "Gateway") -> None:
+        self.gateway = gateway
+
+    def describe(self) -> list[Any]:
+        return []
+
+    def collect(self) -> Iterator[Any]:
+        gw = self.gateway
+        mo = CounterMetricFamily("smsgw_mo", "Mobile-originated messages by carrier and result.",
+                                 labels=["carrier", "result"])
+        dlr = CounterMetricFamily("smsgw_dlr", "Delivery receipts received.", labels=["carrier"])
+        for (carrier, key), value in sorted(gw.carrier_counters.items()):
+            if key == "dlr":
+                dlr.add_metric([carrier], value)
+            elif key.startswith("mo_"):
+                mo.add_metric([carrier, key[3:]], value)
+        yield mo
+        yield dlr
+
+        submits = CounterMetricFamily("smsgw_submit", "submit_sm PDUs by carrier and outcome.",
+                                      labels=["carrier", "outcome"])
+        mts = CounterMetricFamily("smsgw_mt", "MTs that reached a final state in this run.",
+                                  labels=["carrier", "result"])
+        depth = GaugeMetricFamily("smsgw_queue_depth", "MTs waiting to be sent, in memory.", labels=["carrier"])
+        oldest = GaugeMetricFamily("smsgw_queue_oldest_seconds", "Age of the oldest MT held for sending.",
+                                   labels=["carrier"])
+        tps = GaugeMetricFamily("smsgw_tps_limit", "The sending rate currently allowed.", labels=["carrier"])
+        paused = GaugeMetricFamily("smsgw_carrier_paused", "1 when an operator paused sending.", labels=["carrier"])
+        now = gw.clock.seconds()
+        if gw.queue is not None:
+            for carrier, sender in sorted(gw.queue.senders.items()):
+                stats = sender.stats
+                submits.add_metric([carrier, "submitted"], stats.submitted)
+                submits.add_metric([carrier, "accepted"], stats.accepted)
+                submits.add_metric([carrier, "throttled"], stats.throttled)
+                submits.add_metric([carrier, "retried"], stats.retried)
+                mts.add_metric([carrier, "failed"], stats.failed)
+                mts.add_metric([carrier, "expired"], stats.expired)
+                depth.add_metric([carrier], sender.depth)
+                first = sender.oldest_created_at()
+                oldest.add_metric([carrier], max(0.0, now - first) if first is not None else 0.0)
+                tps.add_metric([carrier], sender.rate.current)
+                paused.add_metric([carrier], 1.0 if sender.paused else 0.0)
+        yield from (submits, mts, depth, oldest, tps, paused)
+
+        bind = GaugeMetricFamily("smsgw_bind_state", "1 for the carrier link's current state.",
+                                 labels=["carrier", "state"])
+        window = GaugeMetricFamily("smsgw_window_in_use", "Requests awaiting a response.", labels=["carrier"])
+        for carrier, connector in sorted(gw.connectors.items()):
+            state = connector.state
+            for name in BIND_STATES:
+                bind.add_metric([carrier, name], 1.0 if state == name else 0.0)
+            session = connector.transmitter()
+            window.add_metric([carrier], session.outstanding if session is not None else 0)
+        yield bind
+        yield window
+
+        store = gw.store
+        healthy = GaugeMetricFamily("smsgw_store_healthy", "0 while the store cannot write (alarm).")
+        healthy.add_metric([], 1.0 if store is not None and store.healthy else 0.0)
+        yield healthy
+        failures = CounterMetricFamily("smsgw_store_failed_batches", "Write batches the store could not commit.")
+        failures.add_metric([], store.failed_batches if store is not None else 0)
+        yield failures
+
+        abuse = CounterMetricFamily("smsgw_abuse", "MOs not answered normally, by reason.", labels=["reason"])
+        for reason, value in sorted(gw.abuse.counters.items()):
+            abuse.add_metric([reason], value)
+        yield abuse
