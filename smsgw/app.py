@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import stat
 import sys
 from collections.abc import Callable
 from typing import Any
 
-from smsgw.config import ConfigError, GatewayConfig, load_config
+from smsgw.config import ConfigError, ConfigIssue, GatewayConfig, load_config
 from smsgw.feature import Feature
 from smsgw.log import configure, get_logger
 
@@ -75,6 +76,24 @@ async def start_stack(
     return gateway, sims
 
 
+async def reload_config(gateway: Any, config_path: str) -> dict[str, Any]:
+    """Re-read the config file; a bad file is refused with its errors logged, and the running
+    config is kept. Returns what changed (or the errors)."""
+    try:
+        new = load_checked_config(config_path)
+        if new.store_path != gateway.config.store_path:
+            raise ConfigError([ConfigIssue(config_path, 0, "gateway.store_path",
+                                           "cannot change while running; restart the gateway")])
+        configure(new.log_level)
+        return await gateway.apply_config(new)
+    except ConfigError as exc:
+        log.error("reload_refused", errors=[str(issue) for issue in exc.issues])
+        return {"refused": [str(issue) for issue in exc.issues]}
+    except ValueError as exc:
+        log.error("reload_refused", errors=[str(exc)])
+        return {"refused": [str(exc)]}
+
+
 def _run(main: Callable[[Any], Any], shutdown: Callable[[], Any]) -> int:
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
@@ -115,6 +134,9 @@ def run_daemon(config_path: str, simulators: bool = True) -> int:
     async def main(reactor: Any) -> None:
         gateway, sims = await start_stack(config, reactor, simulators=simulators)
         state["gateway"], state["sims"] = gateway, sims
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(gateway, config_path))
+        )
 
     async def shutdown() -> None:
         gateway, sims = state.get("gateway"), state.get("sims")

@@ -107,26 +107,7 @@ class Gateway(MultiService):
         )
         senders: dict[str, CarrierSender] = {}
         for name, carrier in self.carriers.items():
-            port = self._ports.get(name, carrier.port)
-            connector = CarrierConnector(
-                carrier=name,
-                host=carrier.host,
-                port=port,
-                system_id=carrier.system_id,
-                password=carrier.password,
-                system_type=carrier.system_type,
-                bind_mode=carrier.bind_mode,
-                window=carrier.window,
-                response_timeout_s=carrier.response_timeout_s,
-                enquire_link_s=carrier.enquire_link_s,
-                reconnect_initial_s=carrier.reconnect_initial_s,
-                reconnect_max_s=carrier.reconnect_max_s,
-                on_deliver=self._deliver_callback(carrier),
-                clock=self.clock,
-                reactor=self.reactor,
-            )
-            connector.setServiceParent(self)
-            self.connectors[name] = connector
+            connector = self._connector(carrier)
             senders[name] = CarrierSender(carrier, connector, self.store, self.clock, on_result=self._mt_result)
         self.queue = OutboundQueue(senders)
         self.context = ServiceContext(
@@ -155,6 +136,63 @@ class Gateway(MultiService):
         log.info("gateway_started", carriers=sorted(self.carriers), resumed_mts=backlog,
                  resumed_mos=len(unprocessed), store=cfg.store_path)
         self.startService()
+
+    def _connector(self, carrier: CarrierConfig) -> CarrierConnector:
+        connector = CarrierConnector(
+            carrier=carrier.name,
+            host=carrier.host,
+            port=self._ports.get(carrier.name, carrier.port),
+            system_id=carrier.system_id,
+            password=carrier.password,
+            system_type=carrier.system_type,
+            bind_mode=carrier.bind_mode,
+            window=carrier.window,
+            response_timeout_s=carrier.response_timeout_s,
+            enquire_link_s=carrier.enquire_link_s,
+            reconnect_initial_s=carrier.reconnect_initial_s,
+            reconnect_max_s=carrier.reconnect_max_s,
+            on_deliver=self._deliver_callback(carrier),
+            clock=self.clock,
+            reactor=self.reactor,
+        )
+        connector.setServiceParent(self)
+        self.connectors[carrier.name] = connector
+        return connector
+
+    async def apply_config(self, new: GatewayConfig) -> dict[str, Any]:
+        """Hot reload of an already validated config: routes and abuse limits at once; a carrier
+        whose settings changed is unbound and bound again with them, the others are untouched.
+        Raises ValueError (and changes nothing) if the new routes do not fit the handlers."""
+        assert self.router is not None and self.queue is not None and self.store is not None
+        self.router.replace_routes(new.routes)
+        self.abuse.config = new.abuse
+        new_carriers = {c.name: c for c in new.carriers if c.enabled}
+        changed = sorted(n for n in new_carriers if n in self.carriers and new_carriers[n] != self.carriers[n])
+        added = sorted(n for n in new_carriers if n not in self.carriers)
+        removed = sorted(n for n in self.carriers if n not in new_carriers)
+        for name in changed + removed:
+            stopped = self.connectors.pop(name).disownServiceParent()
+            if stopped is not None:  # None when the gateway itself is not running
+                await stopped.asFuture(asyncio.get_running_loop())
+        for name in removed:
+            # Its queued MTs stay in the store and go out when the carrier comes back.
+            self.queue.senders.pop(name).stop()
+        for name in changed:
+            sender = self.queue.senders[name]
+            connector = self._connector(new_carriers[name])
+            sender.rebind(new_carriers[name], connector)
+        for name in added:
+            carrier = new_carriers[name]
+            sender = CarrierSender(carrier, self._connector(carrier), self.store, self.clock, on_result=self._mt_result)
+            self.queue.senders[name] = sender
+            sender.load_backlog()
+        self.carriers = new_carriers
+        self.config = new
+        if self.context is not None:
+            object.__setattr__(self.context, "short_codes", {n: c.short_codes for n, c in new_carriers.items()})
+        summary = {"changed": changed, "added": added, "removed": removed, "routes": len(new.routes)}
+        log.info("config_applied", **summary)
+        return summary
 
     async def stop(self) -> None:
         """Stop taking MOs, unbind every link (in-flight responses recorded), flush, close."""

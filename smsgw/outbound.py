@@ -191,6 +191,16 @@ class CarrierSender:
         self.pump()
         self._maybe_refill()
 
+    def rebind(self, config: "CarrierConfig", connector: "CarrierConnector") -> None:
+        """A reloaded carrier: new settings and a new link; the queue is kept."""
+        self.connector.remove_state_listener(self._link_changed)
+        self.config = config
+        self.connector = connector
+        self.rate.set_ceiling(config.tps)
+        self._waiting_window = False
+        connector.add_state_listener(self._link_changed)
+        self.pump()
+
     def pause(self) -> None:
         self.paused = True
 
