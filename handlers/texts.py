@@ -20,6 +20,7 @@ USAGE: dict[str, tuple[str, str]] = {
     "EXT": ("{kw} 30: 30 min more", "{kw} 30: 30 دقيقة إضافية"),
     "CANCEL": ("{kw}: cancel your ticket", "{kw}: إلغاء التذكرة"),
     "MY": ("{kw}: your active tickets", "{kw}: تذاكرك الحالية"),
+    "Y": ("{kw}: 30 min more after a reminder", "{kw}: 30 دقيقة إضافية بعد التذكير"),
     "CHECK": ("{kw} 1234AB: check a plate", "{kw} 1234AB: استعلام عن مركبة"),
     "STATUS": ("{kw} <ref>: request status", "{kw} <رقم الطلب>: حالة الطلب"),
     "STOP": ("{kw}: no more SMS", "{kw}: إيقاف الرسائل"),

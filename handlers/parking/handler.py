@@ -1,0 +1,354 @@
+"""Parking by SMS: a Request in, replies in the sender's language out.
+
+This module owns the wording; the decisions are the parser's (what was asked) and the
+service's (what happened).  Every reply fits one SMS in English (GSM 160) and at most two in
+Arabic (UCS-2, 134); numbers in Arabic text are ASCII digits; money is always `N baisa`.
+Times are the zone's wall-clock HH:MM, with the weekday when it is not today.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from handlers import texts
+from handlers.parking.config import ParkingConfig, Zone, default_config_path, load_parking_config
+from handlers.parking.parser import Command, Parsed, ParseError, Reason, keyword_command, parse
+from handlers.parking.service import CheckResult, Outcome, ParkingService, Requester, SessionView, Status
+from handlers.parking.tariff import DurationProblem
+from smsgw.message import Lang, Reply, Request
+from smsgw.textnorm import tokens
+
+if TYPE_CHECKING:
+    from smsgw.feature import ServiceContext
+
+__all__ = ["ParkingHandler", "Wording"]
+
+EXAMPLE_PLATE = "1234AB"
+_TRAILING_PUNCT = ".,!?;:"  # what the router strips from a first word before matching it
+
+_DAYS = {
+    Lang.EN: ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    Lang.AR: ("الاثنين", "الثلاثاء", "الأربعاء", "الخميس", "الجمعة", "السبت", "الأحد"),
+}
+
+# Keywords as shown in examples: what the sender can send back as written.
+_KW = {
+    Command.EXTEND: {Lang.EN: "EXT", Lang.AR: "تمديد"},
+    Command.CANCEL: {Lang.EN: "CANCEL", Lang.AR: "إلغاء"},
+    Command.CHECK: {Lang.EN: "CHECK", Lang.AR: "فحص"},
+}
+
+T: dict[str, dict[Lang, str]] = {
+    # outcomes
+    "booked": {
+        Lang.EN: "Ticket {ticket}: {plate} parked in {zone} until {end}. Charged {amount}.",
+        Lang.AR: "تذكرة {ticket}: {plate} في {zone} حتى {end}. المبلغ {amount}.",
+    },
+    "extended": {
+        Lang.EN: "Ticket {ticket}: {plate} extended to {end} (+{minutes} min). Charged {amount}.",
+        Lang.AR: "تذكرة {ticket}: تمديد {plate} حتى {end} (+{minutes} د). المبلغ {amount}.",
+    },
+    "extended_free": {
+        Lang.EN: "Ticket {ticket}: {plate} extended to {end} (+{minutes} min). No charge: free time.",
+        Lang.AR: "تذكرة {ticket}: تمديد {plate} حتى {end} (+{minutes} د). بدون رسوم.",
+    },
+    "free_from": {Lang.EN: " Free from {at}.", Lang.AR: " مجاني بعد {at}."},
+    "free_until_note": {Lang.EN: " Free until {at}.", Lang.AR: " مجاني حتى {at}."},
+    "free": {
+        Lang.EN: "{plate}: parking is free now until {at}. Nothing charged.",
+        Lang.AR: "{plate}: الوقوف مجاني الآن حتى {at}. لا رسوم.",
+    },
+    "free_always": {
+        Lang.EN: "{plate}: parking is free here now. Nothing charged.",
+        Lang.AR: "{plate}: الوقوف مجاني هنا الآن. لا رسوم.",
+    },
+    "cancelled": {
+        Lang.EN: "Ticket {ticket}: {plate} stopped at {at}.",
+        Lang.AR: "تذكرة {ticket}: أُنهي وقوف {plate} الساعة {at}.",
+    },
+    "credit": {Lang.EN: " Credit {amount}.", Lang.AR: " يعاد لك {amount}."},
+    "no_credit": {Lang.EN: " No unused time to credit.", Lang.AR: " لا وقت متبقٍ للاسترداد."},
+    "not_found_plate": {
+        Lang.EN: "No active parking for {plate} from your number.",
+        Lang.AR: "لا وقوف فعال للوحة {plate} من رقمك.",
+    },
+    "not_found": {
+        Lang.EN: "You have no active parking. To park send plate and minutes, e.g. {example}",
+        Lang.AR: "لا وقوف فعال لديك. للوقوف أرسل اللوحة والدقائق، مثال: {example}",
+    },
+    "which": {
+        Lang.EN: "You have {n} cars parked: {plates}. Send {kw} with the plate, e.g. {example}",
+        Lang.AR: "لديك {n} سيارات: {plates}. أرسل {kw} مع اللوحة، مثال: {example}",
+    },
+    "my": {Lang.EN: "Your parking: {items}", Lang.AR: "مواقفك: {items}"},
+    "my_item": {Lang.EN: "{plate} until {end} ({zone})", Lang.AR: "{plate} حتى {end} ({zone})"},
+    "my_more": {Lang.EN: " +{n} more", Lang.AR: " +{n} أخرى"},
+    "too_long": {
+        Lang.EN: "Sorry, at most {limit} min in one message. Example: {plate} {limit}",
+        Lang.AR: "عذرا، الحد الأقصى {limit} دقيقة في الرسالة. مثال: {plate} {limit}",
+    },
+    "step": {
+        Lang.EN: "Minutes go in steps of {unit} ({unit}, {unit2} ... {limit}). Example: {plate} {unit2}",
+        Lang.AR: "الدقائق بمضاعفات {unit} ({unit}، {unit2} ... {limit}). مثال: {plate} {unit2}",
+    },
+    # inspection
+    "paid": {
+        Lang.EN: "{plate} PAID until {end}, zone {zone}, ticket {ticket}.",
+        Lang.AR: "{plate} مدفوع حتى {end}، المنطقة {zone}، تذكرة {ticket}.",
+    },
+    "paid_elsewhere": {
+        Lang.EN: "{plate} NOT PAID in {asked} (paid in {zone} until {end}).",
+        Lang.AR: "{plate} غير مدفوع في {asked} (مدفوع في {zone} حتى {end}).",
+    },
+    "not_paid": {Lang.EN: "{plate} NOT PAID.", Lang.AR: "{plate} غير مدفوع."},
+    "check_free": {
+        Lang.EN: "{plate}: no charge now, free until {at}.",
+        Lang.AR: "{plate}: لا رسوم الآن، مجاني حتى {at}.",
+    },
+    "check_free_always": {Lang.EN: "{plate}: no charge now.", Lang.AR: "{plate}: لا رسوم الآن."},
+    # reminder
+    "reminder": {
+        Lang.EN: "Parking {plate} ends at {end}. Reply Y to add {minutes} min.",
+        Lang.AR: "ينتهي وقوف {plate} الساعة {end}. أرسل نعم لإضافة {minutes} دقيقة.",
+    },
+    # parse errors
+    "format": {
+        Lang.EN: "To park send plate and minutes, e.g. {example}",
+        Lang.AR: "للوقوف أرسل اللوحة والدقائق، مثال: {example}",
+    },
+    "check_format": {
+        Lang.EN: "Send {kw} and the plate, e.g. {kw} {plate}",
+        Lang.AR: "أرسل {kw} ورقم اللوحة، مثال: {kw} {plate}",
+    },
+    "no_letters": {
+        Lang.EN: "Add the letters of plate {digits}, e.g. {digits}AB {unit}",
+        Lang.AR: "أضف حروف اللوحة {digits}، مثال: {digits}AB {unit}",
+    },
+    "plate_digits": {
+        Lang.EN: "A plate has 1 to {max} digits and 1-2 letters, e.g. {example}",
+        Lang.AR: "اللوحة من 1 إلى {max} أرقام وحرف أو حرفين، مثال: {example}",
+    },
+    "plate_letters": {
+        Lang.EN: "Unknown plate letters '{word}'. Send e.g. {example}",
+        Lang.AR: "حروف اللوحة «{word}» غير معروفة. مثال: {example}",
+    },
+    "no_duration": {
+        Lang.EN: "How long? Send {plate} {unit} (minutes, {unit} to {limit})",
+        Lang.AR: "كم المدة؟ أرسل {plate} {unit} (بالدقائق، {unit} إلى {limit})",
+    },
+}
+
+
+def _t(key: str, lang: Lang, **values: object) -> str:
+    return T[key][lang].format(**values)
+
+
+class Wording:
+    """Outcome → text, in one language, with times in the calendar's zone relative to `now`."""
+
+    def __init__(self, config: ParkingConfig, lang: Lang, now: float) -> None:
+        self.config = config
+        self.lang = lang
+        self.arabic = lang is Lang.AR
+        self._today = config.calendar.local(now).date()
+
+    # -- pieces
+
+    def time(self, ts: float) -> str:
+        local = datetime.fromtimestamp(ts, self.config.timezone)
+        hhmm = local.strftime("%H:%M")
+        if local.date() == self._today:
+            return hhmm
+        return f"{_DAYS[self.lang][local.weekday()]} {hhmm}"
+
+    def amount(self, baisa: int) -> str:
+        return f"{baisa} بيسة" if self.arabic else f"{baisa} baisa"
+
+    def zone_name(self, code: str) -> str:
+        zone = self.config.zones.get(code)
+        return zone.name(self.arabic) if zone else code
+
+    def _zone(self, code: str | None = None) -> Zone:
+        return self.config.zones.get(code or "") or self.config.zone(None)
+
+    def example(self, plate: str | None = None, code: str | None = None) -> str:
+        return f"{plate or EXAMPLE_PLATE} {self._zone(code).tariff.unit_minutes}"
+
+    # -- outcomes
+
+    def outcome(self, outcome: Outcome, command: Command) -> str:
+        s = outcome.session
+        lang = self.lang
+        if outcome.status is Status.BOOKED and s is not None:
+            notes = ""
+            if outcome.free_until is not None and math.isfinite(outcome.free_until):
+                notes += _t("free_until_note", lang, at=self.time(outcome.free_until))
+            if outcome.free_from is not None:
+                notes += _t("free_from", lang, at=self.time(outcome.free_from))
+            for zone in (self.zone_name(s.zone), s.zone):  # a long zone name gives way to its code
+                text = _t("booked", lang, ticket=s.ticket, plate=s.plate, zone=zone,
+                          end=self.time(s.end_at), amount=self.amount(outcome.amount_baisa)) + notes
+                if self.fits(text):
+                    break
+            return text
+        if outcome.status is Status.EXTENDED and s is not None:
+            key = "extended" if outcome.amount_baisa else "extended_free"
+            text = _t(key, lang, ticket=s.ticket, plate=s.plate, end=self.time(s.end_at),
+                      minutes=outcome.minutes, amount=self.amount(outcome.amount_baisa))
+            if outcome.amount_baisa and outcome.free_from is not None:
+                text += _t("free_from", lang, at=self.time(outcome.free_from))
+            return text
+        if outcome.status is Status.FREE:
+            plate = outcome.plate or ""
+            if outcome.free_until is None or not math.isfinite(outcome.free_until):
+                return _t("free_always", lang, plate=plate)
+            return _t("free", lang, plate=plate, at=self.time(outcome.free_until))
+        if outcome.status is Status.CANCELLED and s is not None:
+            text = _t("cancelled", lang, ticket=s.ticket, plate=s.plate, at=self.time(s.end_at))
+            if outcome.amount_baisa:
+                text += _t("credit", lang, amount=self.amount(outcome.amount_baisa))
+            elif self.config.refund_unused:
+                text += _t("no_credit", lang)
+            return text
+        if outcome.status is Status.REFUSED:
+            return self.duration_problem(outcome.problem, outcome.plate, outcome.zone)
+        if outcome.status is Status.NOT_FOUND:
+            if outcome.plate:
+                return _t("not_found_plate", lang, plate=outcome.plate)
+            return _t("not_found", lang, example=self.example())
+        if outcome.status is Status.WHICH:
+            return self.which(outcome.plates, command)
+        raise ValueError(f"no wording for {outcome.status} with session={s is not None}")
+
+    def which(self, plates: tuple[str, ...], command: Command) -> str:
+        op = Command.CANCEL if command is Command.CANCEL else Command.EXTEND
+        kw = _KW[op][self.lang]
+        example = f"{kw} {plates[0]}" + (f" {self.config.extend_minutes}" if op is Command.EXTEND else "")
+        sep = texts.LIST_SEP[self.lang]
+        for n in range(len(plates), 0, -1):
+            shown = sep.join(plates[:n]) + ("" if n == len(plates) else texts.ELLIPSIS[self.lang])
+            text = _t("which", self.lang, n=len(plates), plates=shown, kw=kw, example=example)
+            if self.fits(text):
+                return text
+        return text
+
+    def duration_problem(self, problem: DurationProblem | None, plate: str | None, zone: str | None = None) -> str:
+        t = self._zone(zone).tariff
+        shown = plate or EXAMPLE_PLATE
+        if problem is DurationProblem.TOO_LONG:
+            return _t("too_long", self.lang, limit=t.max_minutes, plate=shown)
+        return _t("step", self.lang, unit=t.unit_minutes, unit2=2 * t.unit_minutes, limit=t.max_minutes, plate=shown)
+
+    def sessions(self, sessions: list[SessionView]) -> str:
+        if not sessions:
+            return _t("not_found", self.lang, example=self.example())
+        items = [_t("my_item", self.lang, plate=s.plate, end=self.time(s.end_at), zone=s.zone) for s in sessions]
+        sep = texts.LIST_SEP[self.lang]
+        for n in range(len(items), 0, -1):
+            more = _t("my_more", self.lang, n=len(items) - n) if n < len(items) else ""
+            text = _t("my", self.lang, items=sep.join(items[:n])) + more
+            if self.fits(text):
+                return text
+        return text
+
+    def check(self, result: CheckResult) -> str:
+        lang, s = self.lang, result.session
+        if result.free_until is not None:
+            if math.isfinite(result.free_until):
+                return _t("check_free", lang, plate=result.plate, at=self.time(result.free_until))
+            return _t("check_free_always", lang, plate=result.plate)
+        if s is not None and result.paid:
+            return _t("paid", lang, plate=s.plate, end=self.time(s.end_at), zone=s.zone, ticket=s.ticket)
+        if s is not None:
+            return _t("paid_elsewhere", lang, plate=s.plate, asked=result.zone, zone=s.zone, end=self.time(s.end_at))
+        return _t("not_paid", lang, plate=result.plate)
+
+    def reminder(self, session: SessionView) -> str:
+        return _t("reminder", self.lang, plate=session.plate, end=self.time(session.end_at),
+                  minutes=self.config.extend_minutes)
+
+    def parse_error(self, error: ParseError, text: str) -> str:
+        lang = self.lang
+        t = self._zone().tariff
+        reason = error.reason
+        if reason is Reason.UNKNOWN_WORD:
+            head = texts.NOT_UNDERSTOOD[lang].format(q=texts.quote_user_text(text, lang))
+            return f"{head} {_t('format', lang, example=self.example(error.plate))}"
+        if reason is Reason.NO_PLATE:
+            return _t("check_format", lang, kw=_KW[Command.CHECK][lang], plate=EXAMPLE_PLATE)
+        if reason is Reason.NO_LETTERS:
+            return _t("no_letters", lang, digits=error.word or "1234", unit=t.unit_minutes)
+        if reason is Reason.PLATE_DIGITS:
+            return _t("plate_digits", lang, max=self.config.plates.max_digits, example=self.example())
+        if reason is Reason.PLATE_LETTERS:
+            return _t("plate_letters", lang, word=error.word or "", example=self.example())
+        if reason is Reason.NO_DURATION:
+            return _t("no_duration", lang, plate=error.plate or EXAMPLE_PLATE, unit=t.unit_minutes, limit=t.max_minutes)
+        if reason is Reason.BAD_DURATION:
+            return self.duration_problem(DurationProblem.NOT_A_MULTIPLE, error.plate)
+        return _t("format", lang, example=self.example())
+
+    def fits(self, text: str) -> bool:
+        # Short texts fit whatever their characters (80 GSM characters, each at worst an escape
+        # pair, are 160 septets; 120 characters, even with a few outside the BMP taking two UCS-2
+        # units each, stay within the 134 of two parts): count only the long ones.
+        if len(text) <= (120 if self.arabic else 80):
+            return True
+        return texts.sms_parts(text) <= (2 if self.arabic else 1)
+
+
+class ParkingHandler:
+    """Routes parking commands to `ParkingService` and words the outcome."""
+
+    def __init__(self, ctx: ServiceContext, config: ParkingConfig | None = None) -> None:
+        self._ctx = ctx
+        self.config = config or load_parking_config(default_config_path(ctx.config_dir))
+        self.service = ParkingService(ctx, self.config)
+        self._grammar = self.config.grammar()
+
+    def read(self, req: Request) -> Parsed | ParseError:
+        inspector = req.inbound.msisdn in self.config.inspectors
+        words = tokens(req.inbound.text)
+        first = words[0].rstrip(_TRAILING_PUNCT) if words else ""
+        if req.keyword and keyword_command(first) is None:
+            # The router matched an alias the parser does not know (added in gateway.toml): trust
+            # the router's keyword and read what follows it.
+            return parse(" ".join(req.args), self._grammar, req.keyword, inspector=inspector)
+        # The whole text, so that the parser sees the word as typed: `Y 1234 30` may be plate 1234Y.
+        return parse(req.inbound.text, self._grammar, inspector=inspector)
+
+    async def handle(self, req: Request) -> list[Reply]:
+        inbound = req.inbound
+        words = Wording(self.config, req.lang, self._ctx.now())
+        parsed = self.read(req)
+        if isinstance(parsed, ParseError):
+            return [req.reply(words.parse_error(parsed, inbound.text))]
+        who = Requester(inbound.carrier, inbound.msisdn, inbound.short_code, req.lang, inbound.id)
+        svc = self.service
+        command = parsed.command
+        if command is Command.MY:
+            return [req.reply(words.sessions(await svc.my_sessions(who.msisdn)))]
+        if command is Command.CHECK:
+            assert parsed.plate is not None
+            return [req.reply(words.check(await svc.check_plate(parsed.plate, parsed.zone)))]
+        if command is Command.CANCEL:
+            outcome = await svc.cancel(who, parsed.plate)
+        elif command is Command.PARK and parsed.plate is not None:
+            assert parsed.minutes is not None
+            outcome = await svc.book(who, parsed.plate, parsed.minutes, parsed.zone)
+        else:
+            # EXT, Y, or minutes without a plate ("30"): the sender's own stay.
+            outcome = await svc.extend(
+                who, parsed.plate, parsed.minutes, zone=parsed.zone, after_reminder=command is Command.CONFIRM
+            )
+        if outcome.status is Status.REFUSED:
+            return [req.reply(words.duration_problem(outcome.problem, parsed.plate, outcome.zone))]
+        return [req.reply(words.outcome(outcome, command))]
+
+    def reminder_reply(self, session: SessionView) -> Reply:
+        """The reminder SMS for a stay, in the language it was booked in, on its carrier and short code."""
+        lang = Lang(session.lang)
+        text = Wording(self.config, lang, self._ctx.now()).reminder(session)
+        return Reply(carrier=session.carrier, msisdn=session.msisdn, short_code=session.short_code, text=text)

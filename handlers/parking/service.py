@@ -1,0 +1,609 @@
+"""Parking operations, independent of how they are asked for (SMS today, USSD menus later).
+
+Every state change is ONE `store.write` op: the store runs ops one after another on its thread,
+inside a group-committed transaction, so "is this plate parked? then extend, else insert" cannot
+interleave with another booking of the same plate.  Ops are plain functions of the database
+and their arguments (the store may run a batch twice, see smsgw/store.py `_run_batch`).
+
+Idempotency: a request carrying an id (the inbound message id) stores its outcome under that id
+in the same transaction as its effect.  The same id again — an MO processed a second time after
+a crash, before its reply was committed — returns that outcome and changes nothing, so the
+driver gets the same ticket and is charged once.
+
+Money is integer baisa.  A stay is priced as a whole (tariff.charge_baisa); a booking or an
+extension charges the difference to whoever sent it (carrier and MSISDN, for settlement); a
+stop credits the unused whole units back to the charges that bought them, newest first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any
+
+from handlers.parking import tariff as pricing
+from handlers.parking.config import ParkingConfig, Zone
+from handlers.parking.tariff import DurationProblem, Tariff
+from smsgw.log import get_logger, mask_msisdn
+from smsgw.message import Lang, Reply
+
+if TYPE_CHECKING:
+    from smsgw.feature import ServiceContext
+    from smsgw.store import NewMt, Outbound
+
+__all__ = ["CheckResult", "Outcome", "ParkingService", "Requester", "SessionView", "Status"]
+
+log = get_logger(__name__)
+
+
+class Status(str, enum.Enum):
+    BOOKED = "booked"  # a new stay
+    EXTENDED = "extended"  # an active stay made longer
+    FREE = "free"  # nothing to pay: the whole stay falls in free time; nothing stored
+    CANCELLED = "cancelled"
+    REFUSED = "refused"  # the duration breaks the zone's rules (problem, limit)
+    NOT_FOUND = "not_found"  # no active stay for this sender (and plate)
+    WHICH = "which"  # several active stays and no plate given: `plates` lists them
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks, and the id that makes the request idempotent (the inbound message id)."""
+
+    carrier: str
+    msisdn: str
+    short_code: str
+    lang: Lang = Lang.EN
+    request_id: int | None = None
+
+
+@dataclass(frozen=True)
+class SessionView:
+    id: int
+    ticket: str
+    plate: str
+    zone: str
+    carrier: str
+    msisdn: str
+    short_code: str
+    lang: str
+    start_at: float
+    end_at: float
+    charged_baisa: int
+    credited_baisa: int
+    state: str
+    reminder_sent_at: float | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Status
+    session: SessionView | None = None
+    minutes: int = 0  # added by this request
+    amount_baisa: int = 0  # charged (booking, extension) or credited (stop) by this request
+    #: The stay starts in free time: when paid time begins (math.inf: not within a year).
+    free_until: float | None = None
+    #: The stay runs past the end of paid hours: the moment the charging stops.
+    free_from: float | None = None
+    problem: DurationProblem | None = None
+    limit: int | None = None  # REFUSED: the zone's max minutes or its unit
+    zone: str | None = None  # REFUSED: the zone whose rules refused
+    plate: str | None = None  # the plate asked about (NOT_FOUND)
+    plates: tuple[str, ...] = field(default_factory=tuple)  # WHICH
+
+    def to_json(self) -> str:
+        # By hand, not dataclasses.asdict: asdict deep-copies every field and was half the cost
+        # of a booking on the store thread.
+        s = self.session
+        return json.dumps({
+            "status": self.status.value,
+            "session": None if s is None else [getattr(s, name) for name in _VIEW_NAMES],
+            "minutes": self.minutes,
+            "amount_baisa": self.amount_baisa,
+            "free_until": self.free_until,
+            "free_from": self.free_from,
+            "problem": None if self.problem is None else self.problem.value,
+            "limit": self.limit,
+            "zone": self.zone,
+            "plate": self.plate,
+            "plates": list(self.plates),
+        })
+
+    @classmethod
+    def from_json(cls, text: str) -> Outcome:
+        data = json.loads(text)
+        return cls(
+            status=Status(data["status"]),
+            session=SessionView(*data["session"]) if data["session"] else None,
+            minutes=data["minutes"],
+            amount_baisa=data["amount_baisa"],
+            free_until=data["free_until"],
+            free_from=data["free_from"],
+            problem=DurationProblem(data["problem"]) if data["problem"] else None,
+            limit=data["limit"],
+            zone=data["zone"],
+            plate=data["plate"],
+            plates=tuple(data["plates"]),
+        )
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """An inspector's question: is `plate` paid now (in `zone`, if one was named)?"""
+
+    plate: str
+    paid: bool
+    session: SessionView | None  # the stay covering now, in whatever zone
+    free_until: float | None  # now is free time: until when (math.inf: no paid hour ahead)
+    zone: str | None  # the zone asked about
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """A new stay for one zone, priced before the write: its refusal, or its quote and reminder."""
+
+    zone: Zone
+    refusal: Outcome | None
+    quote: pricing.Quote | None
+    reminder_at: float | None
+
+
+_SESSION_COLS = (
+    "id, ticket, plate, zone, carrier, msisdn, short_code, lang, start_at, end_at, charged_baisa,"
+    " credited_baisa, state, reminder_sent_at"
+)
+_VIEW_NAMES = tuple(f.name for f in fields(SessionView))
+_VIEW_FIELDS = len(_VIEW_NAMES)
+# Active stays this MSISDN may act on: the ones it booked, and the ones it paid into.  Written
+# as an IN over a UNION so that each half uses its index (an OR would scan every stay).
+_VISIBLE = (
+    f"SELECT {_SESSION_COLS} FROM parking_session AS s WHERE s.id IN ("
+    " SELECT id FROM parking_session WHERE msisdn = ? AND end_at > ?"
+    " UNION SELECT session_id FROM parking_ledger WHERE msisdn = ? AND kind = 'charge')"
+    " AND s.state = 'active' AND s.end_at > ?"
+)
+
+
+def _view(row: Sequence[Any]) -> SessionView:
+    return SessionView(*row[:_VIEW_FIELDS])
+
+
+def _ticket(session_id: int) -> str:
+    """Six digits and a Luhn check digit: a ticket read out over the phone with a typo is caught."""
+    digits = f"{session_id:06d}"
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return digits + str((10 - total % 10) % 10)
+
+
+class ParkingService:
+    """Book, extend, stop, list, check, remind: all durable through `ctx.store`."""
+
+    def __init__(self, ctx: ServiceContext, config: ParkingConfig) -> None:
+        self._ctx = ctx
+        self.config = config
+
+    # ------------------------------------------------------------------ requests that change state
+
+    async def book(
+        self, who: Requester, plate: str, minutes: int, zone: str | None = None, *, now: float | None = None
+    ) -> Outcome:
+        """Park `plate` for `minutes`; a plate with an active stay gets that stay extended."""
+        at = self._ctx.now() if now is None else now
+        # Priced here, on the event loop: the store thread, which every write of the gateway
+        # queues behind, then only runs SQL for a new stay.
+        priced = self._price_new(minutes, zone, at)
+        outcome = await self._ctx.store.write(
+            functools.partial(self._op_book, who=who, plate=plate, minutes=minutes, priced=priced, now=at)
+        )
+        self._log("parking_book", who, outcome)
+        return outcome
+
+    async def extend(
+        self,
+        who: Requester,
+        plate: str | None = None,
+        minutes: int | None = None,
+        *,
+        zone: str | None = None,
+        after_reminder: bool = False,
+        now: float | None = None,
+    ) -> Outcome:
+        """Add `minutes` (default: config.extend_minutes) to a stay.
+
+        With a plate this is a booking (Muscat's rule: the same message again extends).  Without
+        one, the sender's only active stay is extended; `after_reminder` (a `Y` reply) prefers
+        the stays whose reminder went out.
+        """
+        at = self._ctx.now() if now is None else now
+        amount = minutes or self.config.extend_minutes
+        if plate is not None:
+            return await self.book(who, plate, amount, zone, now=at)
+        outcome = await self._ctx.store.write(
+            functools.partial(self._op_extend_mine, who=who, minutes=amount, after_reminder=after_reminder, now=at)
+        )
+        self._log("parking_extend", who, outcome)
+        return outcome
+
+    async def cancel(self, who: Requester, plate: str | None = None, *, now: float | None = None) -> Outcome:
+        """End a stay of the sender's now; unused whole units are credited if config.refund_unused."""
+        at = self._ctx.now() if now is None else now
+        outcome = await self._ctx.store.write(functools.partial(self._op_cancel, who=who, plate=plate, now=at))
+        self._log("parking_cancel", who, outcome)
+        return outcome
+
+    # ------------------------------------------------------------------ questions
+
+    async def my_sessions(self, msisdn: str, *, now: float | None = None) -> list[SessionView]:
+        at = self._ctx.now() if now is None else now
+        return await self._ctx.store.read(self._op_visible, msisdn, at, None)
+
+    async def check_plate(self, plate: str, zone: str | None = None, *, now: float | None = None) -> CheckResult:
+        at = self._ctx.now() if now is None else now
+        session = await self._ctx.store.read(self._op_covering, plate, at)
+        free = pricing.free_until(self.config.calendar, at)
+        paid = session is not None and (zone is None or session.zone == zone)
+        return CheckResult(plate=plate, paid=paid, session=session, free_until=free, zone=zone)
+
+    async def session(self, ticket: str) -> SessionView | None:
+        return await self._ctx.store.read(self._op_by_ticket, ticket)
+
+    async def ledger(self, session_id: int | None = None) -> list[dict[str, Any]]:
+        """Ledger rows (all, or one stay's), oldest first; full MSISDNs: for support and tests."""
+        return await self._ctx.store.read(self._op_ledger, session_id)
+
+    # ------------------------------------------------------------------ reminders
+
+    async def reminders_due(self, *, now: float | None = None) -> list[SessionView]:
+        at = self._ctx.now() if now is None else now
+        return await self._ctx.store.read(self._op_reminders_due, at)
+
+    async def mark_reminded(self, drafts: Sequence[tuple[SessionView, NewMt]], *, now: float) -> list[Outbound]:
+        """Flag each stay reminded and store its reminder MT, in one transaction; returns the MTs
+        actually stored (a stay already reminded, or extended meanwhile, is skipped)."""
+        return await self._ctx.store.write(functools.partial(self._op_mark_reminded, drafts=tuple(drafts), now=now))
+
+    async def send_due_reminders(
+        self, compose: Callable[[SessionView], Reply], *, now: float | None = None
+    ) -> int:
+        """Queue the reminders that are due; returns how many went out.
+
+        Durable and exactly once: the flag and the MT commit together, and the outbound queue
+        picks up a stored MT after a restart even if `enqueue` below never ran.
+        """
+        at = self._ctx.now() if now is None else now
+        due = await self.reminders_due(now=at)
+        if not due:
+            return 0
+        drafts = []
+        for session in due:
+            mt = self._ctx.new_mt(compose(session), "reminder")
+            # A reminder that reaches the handset after the stay ended would only mislead.
+            drafts.append((session, dataclasses.replace(mt, expires_at=min(mt.expires_at, session.end_at))))
+        outbounds = await self.mark_reminded(drafts, now=at)
+        for outbound in outbounds:
+            self._ctx.enqueue(outbound)
+        log.info("parking_reminders_sent", due=len(due), sent=len(outbounds))
+        return len(outbounds)
+
+    # ------------------------------------------------------------------ ops (store thread)
+
+    def _tariff(self, zone_code: str, session_row: Sequence[Any] | None = None) -> Tariff:
+        zone = self.config.zones.get(zone_code) or self.config.zone(None)
+        if session_row is None:
+            return zone.tariff
+        # A stay keeps the price it was booked at, even if the config changes while it runs.
+        return Tariff(baisa_per_unit=session_row[0], unit_minutes=session_row[1], max_minutes=zone.tariff.max_minutes)
+
+    def _reminder_at(self, end: float) -> float | None:
+        lead = self.config.reminder_lead_minutes
+        if not lead or not pricing.is_paid_at(self.config.calendar, end):
+            return None  # the stay ends into free time: nothing to pay after it, nothing to remind
+        return end - lead * 60
+
+    def _free_from(self, start: float, end: float) -> float | None:
+        intervals = self.config.calendar.paid_intervals(start, end)
+        if intervals and intervals[-1][1] < end:
+            return intervals[-1][1]
+        return None
+
+    @staticmethod
+    def _prior(conn: sqlite3.Connection, who: Requester) -> Outcome | None:
+        if who.request_id is None:
+            return None
+        row = conn.execute(
+            "SELECT outcome FROM parking_request WHERE request_id = ?", (who.request_id,)
+        ).fetchone()
+        return Outcome.from_json(row[0]) if row else None
+
+    @staticmethod
+    def _remember(conn: sqlite3.Connection, who: Requester, operation: str, outcome: Outcome, now: float) -> Outcome:
+        if who.request_id is not None:
+            conn.execute(
+                "INSERT INTO parking_request (request_id, operation, outcome, at) VALUES (?, ?, ?, ?)",
+                (who.request_id, operation, outcome.to_json(), now),
+            )
+        return outcome
+
+    def _local(self, ts: float) -> tuple[str, str]:
+        local = self.config.calendar.local(ts)
+        return local.date().isoformat(), local.isoformat(timespec="seconds")
+
+    def _charge(
+        self, conn: sqlite3.Connection, session_id: int, who: Requester, amount: int, minutes: int, now: float
+    ) -> None:
+        if amount <= 0:
+            return
+        conn.execute(
+            "INSERT INTO parking_ledger (session_id, kind, amount_baisa, minutes, carrier, msisdn, request_id,"
+            " at, local_date, local_time) VALUES (?, 'charge', ?, ?, ?, ?, ?, ?, ?, ?)",
+            (session_id, amount, minutes, who.carrier, who.msisdn, who.request_id, now, *self._local(now)),
+        )
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, session_id: int) -> SessionView:
+        row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE id = ?", (session_id,)).fetchone()
+        return _view(row)
+
+    def _op_book(
+        self, conn: sqlite3.Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
+    ) -> Outcome:
+        prior = self._prior(conn, who)
+        if prior is not None:
+            return prior
+        row = conn.execute(
+            "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
+            " ORDER BY end_at DESC LIMIT 1",
+            (plate, now),
+        ).fetchone()
+        if row is not None:
+            outcome = self._extend_session(conn, row[0], who, minutes, now)
+        else:
+            outcome = self._new_session(conn, who, plate, minutes, priced, now)
+        return self._remember(conn, who, "book", outcome, now)
+
+    @staticmethod
+    def _refusal(minutes: int, rules: Tariff, zone: str) -> Outcome | None:
+        problem = pricing.check_duration(minutes, rules)
+        if problem is None:
+            return None
+        limit = rules.max_minutes if problem is DurationProblem.TOO_LONG else rules.unit_minutes
+        return Outcome(Status.REFUSED, minutes=minutes, problem=problem, limit=limit, zone=zone)
+
+    def _price_new(self, minutes: int, zone_code: str | None, now: float) -> _Priced:
+        zone = self.config.zone(zone_code)
+        refusal = self._refusal(minutes, zone.tariff, zone.code)
+        if refusal is not None:
+            return _Priced(zone, refusal, None, None)
+        q = pricing.quote(self.config.calendar, zone.tariff, now, minutes)
+        return _Priced(zone, None, q, self._reminder_at(q.end))
+
+    def _new_session(
+        self, conn: sqlite3.Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
+    ) -> Outcome:
+        if priced.refusal is not None:
+            return priced.refusal
+        zone, q = priced.zone, priced.quote
+        assert q is not None
+        if q.amount_baisa == 0:
+            # Wholly in free time: nothing to pay, nothing to remind, nothing to inspect.
+            return Outcome(Status.FREE, minutes=minutes, free_until=q.free_until, plate=plate)
+        session_id = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM parking_session").fetchone()[0]
+        session = SessionView(
+            id=session_id, ticket=_ticket(session_id), plate=plate, zone=zone.code, carrier=who.carrier,
+            msisdn=who.msisdn, short_code=who.short_code, lang=who.lang.value, start_at=now, end_at=q.end,
+            charged_baisa=q.amount_baisa, credited_baisa=0, state="active", reminder_sent_at=None,
+        )
+        conn.execute(
+            "INSERT INTO parking_session (id, ticket, plate, zone, carrier, msisdn, short_code, lang, start_at,"
+            " end_at, tariff_baisa, unit_minutes, charged_baisa, state, reminder_at, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?)",
+            (
+                session_id, session.ticket, plate, zone.code, who.carrier, who.msisdn, who.short_code,
+                session.lang, now, q.end, zone.tariff.baisa_per_unit, zone.tariff.unit_minutes,
+                q.amount_baisa, priced.reminder_at, now, now,
+            ),
+        )
+        self._charge(conn, session_id, who, q.amount_baisa, minutes, now)
+        return Outcome(
+            Status.BOOKED,
+            session=session,
+            minutes=minutes,
+            amount_baisa=q.amount_baisa,
+            free_until=q.free_until,
+            free_from=q.free_from,
+        )
+
+    def _extend_session(
+        self, conn: sqlite3.Connection, session_id: int, who: Requester, minutes: int, now: float
+    ) -> Outcome:
+        start, end, charged, zone, baisa, unit = conn.execute(
+            "SELECT start_at, end_at, charged_baisa, zone, tariff_baisa, unit_minutes"
+            " FROM parking_session WHERE id = ?",
+            (session_id,),
+        ).fetchone()
+        rules = self._tariff(zone, (baisa, unit))
+        refusal = self._refusal(minutes, rules, zone)
+        if refusal is not None:
+            return refusal
+        new_end = end + minutes * 60
+        amount = max(0, pricing.charge_baisa(self.config.calendar, rules, start, new_end) - charged)
+        conn.execute(
+            "UPDATE parking_session SET end_at = ?, charged_baisa = charged_baisa + ?, reminder_at = ?,"
+            " reminder_sent_at = NULL, reminder_outbound_id = NULL, updated_at = ?,"
+            " lang = CASE WHEN msisdn = ? THEN ? ELSE lang END WHERE id = ?",
+            (new_end, amount, self._reminder_at(new_end), now, who.msisdn, who.lang.value, session_id),
+        )
+        self._charge(conn, session_id, who, amount, minutes, now)
+        return Outcome(
+            Status.EXTENDED,
+            session=self._load(conn, session_id),
+            minutes=minutes,
+            amount_baisa=amount,
+            free_from=self._free_from(end, new_end),
+        )
+
+    def _pick(
+        self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float, after_reminder: bool = False
+    ) -> SessionView | Outcome:
+        """The one active stay the sender means, or the NOT_FOUND / WHICH outcome."""
+        mine = self._op_visible(conn, who.msisdn, now, plate)
+        if after_reminder:
+            reminded = [s for s in mine if s.reminder_sent_at is not None]
+            mine = reminded or mine
+        if not mine:
+            return Outcome(Status.NOT_FOUND, plate=plate)
+        if len(mine) > 1:
+            return Outcome(Status.WHICH, plates=tuple(s.plate for s in mine))
+        return mine[0]
+
+    def _op_extend_mine(
+        self, conn: sqlite3.Connection, who: Requester, minutes: int, after_reminder: bool, now: float
+    ) -> Outcome:
+        prior = self._prior(conn, who)
+        if prior is not None:
+            return prior
+        picked = self._pick(conn, who, None, now, after_reminder)
+        outcome = picked if isinstance(picked, Outcome) else self._extend_session(conn, picked.id, who, minutes, now)
+        return self._remember(conn, who, "extend", outcome, now)
+
+    def _op_cancel(self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float) -> Outcome:
+        prior = self._prior(conn, who)
+        if prior is not None:
+            return prior
+        picked = self._pick(conn, who, plate, now)
+        if isinstance(picked, Outcome):
+            return self._remember(conn, who, "cancel", picked, now)
+        baisa, unit = conn.execute(
+            "SELECT tariff_baisa, unit_minutes FROM parking_session WHERE id = ?", (picked.id,)
+        ).fetchone()
+        credit = 0
+        if self.config.refund_unused:
+            rules = self._tariff(picked.zone, (baisa, unit))
+            credit = pricing.credit_baisa(self.config.calendar, rules, picked.start_at, now, picked.charged_baisa)
+        conn.execute(
+            "UPDATE parking_session SET state = 'cancelled', end_at = ?, credited_baisa = ?, updated_at = ?,"
+            " reminder_at = CASE WHEN reminder_sent_at IS NULL THEN NULL ELSE reminder_at END WHERE id = ?",
+            (now, credit, now, picked.id),
+        )
+        self._give_back(conn, picked.id, credit, who, now)
+        outcome = Outcome(Status.CANCELLED, session=self._load(conn, picked.id), amount_baisa=credit)
+        return self._remember(conn, who, "cancel", outcome, now)
+
+    def _give_back(self, conn: sqlite3.Connection, session_id: int, credit: int, who: Requester, now: float) -> None:
+        """Credit the charges that bought the unused time: the newest first, each to its payer."""
+        remaining = credit
+        charges = conn.execute(
+            "SELECT c.id, c.amount_baisa - COALESCE((SELECT SUM(r.amount_baisa) FROM parking_ledger AS r"
+            " WHERE r.charge_id = c.id), 0), c.carrier, c.msisdn FROM parking_ledger AS c"
+            " WHERE c.session_id = ? AND c.kind = 'charge' ORDER BY c.id DESC",
+            (session_id,),
+        ).fetchall()
+        for charge_id, available, carrier, msisdn in charges:
+            if remaining <= 0:
+                break
+            give = min(available, remaining)
+            if give <= 0:
+                continue
+            conn.execute(
+                "INSERT INTO parking_ledger (session_id, kind, amount_baisa, carrier, msisdn, charge_id,"
+                " request_id, at, local_date, local_time) VALUES (?, 'credit', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (session_id, give, carrier, msisdn, charge_id, who.request_id, now, *self._local(now)),
+            )
+            remaining -= give
+
+    @staticmethod
+    def _op_visible(conn: sqlite3.Connection, msisdn: str, now: float, plate: str | None) -> list[SessionView]:
+        sql, args = _VISIBLE, [msisdn, now, msisdn, now]
+        if plate is not None:
+            sql += " AND s.plate = ?"
+            args.append(plate)
+        return [_view(r) for r in conn.execute(sql + " ORDER BY s.end_at, s.id", args)]
+
+    @staticmethod
+    def _op_covering(conn: sqlite3.Connection, plate: str, now: float) -> SessionView | None:
+        row = conn.execute(
+            f"SELECT {_SESSION_COLS} FROM parking_session WHERE plate = ? AND state = 'active'"
+            " AND start_at <= ? AND end_at > ? ORDER BY end_at DESC LIMIT 1",
+            (plate, now, now),
+        ).fetchone()
+        return _view(row) if row else None
+
+    @staticmethod
+    def _op_by_ticket(conn: sqlite3.Connection, ticket: str) -> SessionView | None:
+        row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE ticket = ?", (ticket,)).fetchone()
+        return _view(row) if row else None
+
+    @staticmethod
+    def _op_ledger(conn: sqlite3.Connection, session_id: int | None) -> list[dict[str, Any]]:
+        sql = ("SELECT id, session_id, kind, amount_baisa, minutes, carrier, msisdn, charge_id, request_id, at,"
+               " local_date, local_time FROM parking_ledger")
+        args: tuple[Any, ...] = ()
+        if session_id is not None:
+            sql += " WHERE session_id = ?"
+            args = (session_id,)
+        cur = conn.execute(sql + " ORDER BY id", args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur]
+
+    @staticmethod
+    def _op_reminders_due(conn: sqlite3.Connection, now: float) -> list[SessionView]:
+        rows = conn.execute(
+            f"SELECT {_SESSION_COLS} FROM parking_session WHERE reminder_sent_at IS NULL"
+            " AND reminder_at IS NOT NULL AND reminder_at <= ? AND state = 'active' AND end_at > ?"
+            " ORDER BY reminder_at, id",
+            (now, now),
+        ).fetchall()
+        return [_view(r) for r in rows]
+
+    def _op_mark_reminded(
+        self, conn: sqlite3.Connection, drafts: tuple[tuple[SessionView, NewMt], ...], now: float
+    ) -> list[Outbound]:
+        stored: list[Outbound] = []
+        for session, mt in drafts:
+            # Only if nothing changed since the read: an extension meanwhile moved the end (the
+            # text would be wrong), a concurrent run already sent it, or it was stopped.
+            cur = conn.execute(
+                "UPDATE parking_session SET reminder_sent_at = ?, updated_at = ? WHERE id = ?"
+                " AND reminder_sent_at IS NULL AND state = 'active' AND end_at = ?",
+                (now, now, session.id, session.end_at),
+            )
+            if cur.rowcount != 1:
+                continue
+            outbound = self._ctx.store.insert_mt(conn, mt)
+            conn.execute("UPDATE parking_session SET reminder_outbound_id = ? WHERE id = ?", (outbound.id, session.id))
+            stored.append(outbound)
+        # Stays that ended while no reminder could go out (the gateway was down): too late now.
+        conn.execute(
+            "UPDATE parking_session SET reminder_at = NULL WHERE reminder_sent_at IS NULL"
+            " AND reminder_at IS NOT NULL AND end_at <= ?",
+            (now,),
+        )
+        return stored
+
+    # ------------------------------------------------------------------ logging
+
+    @staticmethod
+    def _log(event: str, who: Requester, outcome: Outcome) -> None:
+        session = outcome.session
+        log.info(
+            event,
+            status=outcome.status.value,
+            carrier=who.carrier,
+            msisdn=mask_msisdn(who.msisdn),
+            request_id=who.request_id,
+            ticket=session.ticket if session else None,
+            zone=session.zone if session else None,
+            amount_baisa=outcome.amount_baisa,
+        )
