@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""USSD screen round-trip benchmark: simulators and gateway as separate processes, one JSON line.
+
+    .venv/bin/python scripts/bench_ussd.py [--dialogues 100] [--handsets 4] [--backlog 10000]
+
+A screen's round trip is measured by the simulator, as a handset would feel it: from the
+deliver_sm carrying the handset's input being written to the gateway, to the submit_sm with the
+next screen being accepted. Each dialogue is a complete parking booking (language, menu, plate,
+zone, duration, confirm: 8 screens) or a request status look-up, on the three carriers in turn,
+several handsets at once. Two runs against one gateway:
+  * idle: nothing else queued;
+  * backlog: `--backlog` HELP MOs are pushed through first, with the carriers' SMS TPS set to
+    `--tps`, so their replies pile up as an SMS backlog (its size is read from the gateway's
+    store before and after the run); the same dialogues then run behind it.
+Target: p99 < 50 ms in both.
+
+The gateway runs the parking, transactions and USSD features (`--serve-gateway`, this script
+started again as the gateway process), so screens come from the real menus and services.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from carriers.control import control_request
+from carriers.load import percentile
+
+CARRIERS = {"omantel": "omt_dev1", "ooredoo": "ord_dev1", "friendi": "frd_dev1"}
+TARGET_P99_MS = 50.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def bench_config(tmp: Path, ports: dict[str, int], control_port: int, tps: float) -> Path:
+    text = (ROOT / "config" / "gateway.toml").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^store_path = .*$", f'store_path = "{(tmp / "bench.sqlite3").as_posix()}"', text)
+    text = re.sub(r"(?m)^embedded_simulators = .*$", "embedded_simulators = false", text)
+    text = re.sub(r"(?m)^log_level = .*$", 'log_level = "warning"', text)
+    text = re.sub(r"(?m)^tps = .*$", f"tps = {tps}", text)
+    # The admin API's fixed port could be taken by a gateway already running on this machine.
+    text = re.sub(r"(?m)^(\[admin\](?:\n(?!\[).*)*?\nenabled = )true", r"\g<1>false", text)
+    for name, default in (("omantel", 12775), ("ooredoo", 12776), ("friendi", 12777)):
+        text = text.replace(f"port = {default}", f"port = {ports[name]}")
+    text = text.replace("port = 12780", f"port = {control_port}")
+    path = tmp / "bench.toml"
+    path.write_text(text, encoding="utf-8")
+    os.chmod(path, 0o600)
+    for name in ("parking.toml", "transactions.toml", "ussd.toml"):
+        (tmp / name).write_text((ROOT / "config" / name).read_text(encoding="utf-8"), encoding="utf-8")
+    return path
+
+
+def serve_gateway(config_path: str) -> int:
+    """The gateway process: `smsgw run --no-simulators` with the parking, transactions and USSD
+    features (listed here so the benchmark does not depend on which features the CLI enables)."""
+    from smsgw import reactor as smsgw_reactor
+
+    smsgw_reactor.install()
+    from twisted.internet import reactor
+    from twisted.internet.defer import Deferred
+
+    from handlers import parking, transactions, ussd
+    from smsgw.config import load_config
+    from smsgw.gateway import Gateway
+    from smsgw.log import configure
+
+    config = load_config(config_path)
+    configure(config.log_level)
+    gateway = Gateway(config, [parking.FEATURE, transactions.FEATURE, ussd.FEATURE], reactor=reactor)
+    started: dict[str, bool] = {}
+
+    async def boot() -> None:
+        await gateway.start()
+        started["ok"] = True
+
+    def shutdown() -> Deferred[None] | None:
+        return Deferred.fromFuture(asyncio.ensure_future(gateway.stop())) if started else None
+
+    reactor.callWhenRunning(lambda: asyncio.ensure_future(boot()))
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    reactor.run()
+    return 0
+
+
+def control(port: int, request: dict[str, Any], timeout: float = 30.0) -> dict[str, Any]:
+    last: dict[str, Any] = {}
+    for event in control_request("127.0.0.1", port, request, timeout=timeout):
+        last = event
+    if last.get("event") == "error":
+        raise RuntimeError(last.get("message"))
+    return last
+
+
+def wait_bound(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            carriers = control(port, {"op": "status"}, 5).get("carriers", {})
+            if all(len(carriers.get(n, {}).get("sessions", [])) >= (2 if n == "ooredoo" else 1) for n in CARRIERS):
+                return
+        except (OSError, RuntimeError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the gateway did not bind to the simulators in time")
+
+
+def dialogue(port: int, carrier: str, msisdn: str, kind: str) -> list[float]:
+    """One complete dialogue; the simulator's round-trip time of each screen, in ms."""
+    answers = ["1", "1", "1", "1234AB", "1", "2", "1"] if kind == "book" else ["1", "2", "MM-2026-000123"]
+    rtts: list[float] = []
+    event = control(port, {"op": "dial", "carrier": carrier, "from": msisdn, "code": "*141#", "timeout": 10})
+    for answer in answers:
+        if event.get("event") != "screen":
+            raise RuntimeError(f"{carrier}: no screen ({event})")
+        rtts.append(float(event["rtt_ms"]))
+        if event.get("end"):
+            return rtts
+        event = control(port, {"op": "answer", "dialogue": event["dialogue"], "text": answer, "timeout": 10})
+    if event.get("event") != "screen" or not event.get("end"):
+        raise RuntimeError(f"{carrier}: the dialogue did not end ({event})")
+    rtts.append(float(event["rtt_ms"]))
+    return rtts
+
+
+def run_dialogues(port: int, count: int, handsets: int, msisdn_base: int) -> list[float]:
+    def one(n: int) -> list[float]:
+        carrier = list(CARRIERS)[n % len(CARRIERS)]
+        return dialogue(port, carrier, str(msisdn_base + n), "book" if n % 2 == 0 else "status")
+
+    with ThreadPoolExecutor(max_workers=handsets) as pool:
+        return [rtt for rtts in pool.map(one, range(count)) for rtt in rtts]
+
+
+def queued_sms(store: Path) -> int:
+    """SMS waiting in the gateway's store (read-only; WAL lets a reader in beside the writer)."""
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as conn:
+        return conn.execute("SELECT COUNT(*) FROM outbound WHERE state = 'queued' AND channel = 'sms'").fetchone()[0]
+
+
+def figures(rtts: list[float]) -> dict[str, Any]:
+    ordered = sorted(rtts)
+    return {
+        "screens": len(ordered),
+        "p50_ms": round(percentile(ordered, 50) or 0.0, 2),
+        "p99_ms": round(percentile(ordered, 99) or 0.0, 2),
+        "max_ms": round(ordered[-1], 2) if ordered else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dialogues", type=int, default=100, help="dialogues per run")
+    parser.add_argument("--handsets", type=int, default=4, help="dialogues running at once")
+    parser.add_argument("--backlog", type=int, default=10_000, help="SMS replies queued for the second run")
+    parser.add_argument("--tps", type=float, default=20.0, help="each carrier's SMS TPS in the gateway")
+    parser.add_argument("--serve-gateway", metavar="CONFIG", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_gateway:
+        return serve_gateway(args.serve_gateway)
+
+    with tempfile.TemporaryDirectory(prefix="smsgw-bench-ussd-") as tmpdir:
+        tmp = Path(tmpdir)
+        ports = {name: free_port() for name in CARRIERS}
+        control_port = free_port()
+        config = bench_config(tmp, ports, control_port, args.tps)
+        sim_args = []
+        for name, password in CARRIERS.items():
+            sim_args += ["--sim", f"{name}:{ports[name]}:mm_smsgw:{password}:100000"]
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        sims = subprocess.Popen(
+            [sys.executable, "-m", "carriers", *sim_args, "--control-port", str(control_port), "--log-level", "warning"],
+            cwd=str(ROOT), env=env, stdout=open(tmp / "sims.log", "wb"), stderr=subprocess.STDOUT,
+        )
+        gateway = None
+        try:
+            time.sleep(0.5)
+            gateway = subprocess.Popen(
+                [sys.executable, str(Path(__file__).resolve()), "--serve-gateway", str(config)],
+                cwd=str(tmp), env=env, stdout=open(tmp / "gateway.log", "wb"), stderr=subprocess.STDOUT,
+            )
+            wait_bound(control_port)
+            run_dialogues(control_port, 6, 2, 96870000000)  # warm-up: imports, statement caches
+            idle = figures(run_dialogues(control_port, args.dialogues, args.handsets, 96871000000))
+
+            # The backlog: HELP MOs whose replies the carriers' SMS TPS cannot drain quickly. The load
+            # request waits for every reply, which takes minutes; it runs on its own and is dropped.
+            threading.Thread(
+                target=lambda: _quietly(control, control_port, {
+                    "op": "load", "count": args.backlog, "rate": 0, "keyword": "HELP", "to": "90091",
+                    "msisdn_base": 96880000000, "idle_timeout": 600}, 3600),
+                daemon=True,
+            ).start()
+            store = tmp / "bench.sqlite3"
+            deadline = time.monotonic() + 120
+            while queued_sms(store) < args.backlog * 0.95 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            before = queued_sms(store)
+            backlog_rtts = run_dialogues(control_port, args.dialogues, args.handsets, 96872000000)
+            after = queued_sms(store)
+            backlog = {**figures(backlog_rtts), "sms_queued_before": before, "sms_queued_after": after}
+        finally:
+            for proc in (gateway, sims):
+                if proc is not None and proc.poll() is None:
+                    proc.terminate()
+            for proc in (gateway, sims):
+                if proc is not None:
+                    try:
+                        proc.wait(10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+        result = {
+            "dialogues_per_run": args.dialogues,
+            "handsets": args.handsets,
+            "sms_tps_per_carrier": args.tps,
+            "idle": idle,
+            "backlog": backlog,
+            "target_p99_ms": TARGET_P99_MS,
+            "target_met": idle["p99_ms"] < TARGET_P99_MS and backlog["p99_ms"] < TARGET_P99_MS,
+        }
+        print(json.dumps(result))
+    return 0
+
+
+def _quietly(fn: Any, *args: Any) -> None:
+    """Run a request whose end does not matter: the processes are stopped under it."""
+    try:
+        fn(*args)
+    except (OSError, RuntimeError, ValueError):
+        return
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
