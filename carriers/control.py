@@ -9,11 +9,24 @@ of each request has an event in FINAL_EVENTS.
         then {"event":"done","received":n} or {"event":"timeout","received":k}
   {"op":"status"}                                  → {"event":"status","carriers":{name: {...}}}
   {"op":"load","count":20000,"rate":0,"keyword":"HELP","carriers":[..],"msisdn_base":96890000000}
+      ("mix":[["90091","HELP"],["90092","STATUS 1"]] in place of keyword/to: texts taken in turn)
                                                    → {"event":"load","sent":..,"replied":..,...}
   {"op":"faults","carrier":..,"set":{"throttle_storm":true}} or {"op":"faults","carrier":..,"reset":true}
                                                    → {"event":"ok","faults":{...}}
   {"op":"garbage","carrier":..,"kind":"unknown_command"}  → {"event":"ok","sessions":n}
   {"op":"reset"}                                   → {"event":"ok"}  (forget recorded messages)
+  {"op":"inject","mos":[{"carrier":..,"from":..,"to":..,"text":..}, ...]}
+                                                   → {"event":"ok","mo_ids":[..]}  (no waiting for replies)
+  {"op":"drop","carrier":..,"abort":true}          → {"event":"ok","sessions":n}  (cut every ESME link)
+  {"op":"records","carriers":[..]}                 → {"event":"records","carriers":{name: {mos, mts, handset,
+                                                      counters}}}  (see Smsc.records)
+  {"op":"fuzz","carriers":[..],"cases":1000,"seed":1,"wellformed_every":10,"depth":64}
+                                                   → {"event":"fuzz", ...FuzzReport}  (carriers/fuzz.py)
+  {"op":"dial","carrier":..,"from":"96892123456","code":"*141#","timeout":10}
+                                                   → {"event":"screen","dialogue":"ooredoo-1","text":..,
+                                                      "end":false,"rtt_ms":..} or {"event":"timeout"}
+  {"op":"answer","dialogue":"ooredoo-1","text":"1","timeout":10}  → the next screen, as for dial
+  {"op":"hangup","dialogue":"ooredoo-1"}           → {"event":"ok","state":"aborted"}
   anything malformed                               → {"event":"error","message":..}
 
 Unauthenticated by design: it is a test instrument. Listen on loopback only.
@@ -34,14 +47,16 @@ from twisted.protocols.basic import LineReceiver
 from twisted.python.failure import Failure
 
 from carriers.faults import GARBAGE_KINDS
+from carriers.fuzz import FuzzRunner
 from carriers.load import run_load
 from carriers.records import HandsetMessage
 from carriers.smsc import Smsc
+from carriers.ussd import UssdDialogue, UssdTimeout
 from smsgw.log import get_logger, mask_msisdn
 
 log = get_logger("carriers.control")
 
-FINAL_EVENTS = frozenset({"done", "timeout", "error", "status", "load", "ok"})
+FINAL_EVENTS = frozenset({"done", "timeout", "error", "status", "load", "ok", "screen", "records", "fuzz"})
 MAX_LINE = 1024 * 1024
 
 Emit = Callable[[dict[str, Any]], None]
@@ -179,6 +194,7 @@ class ControlServer:
             timeout=float(request["timeout"]) if "timeout" in request else None,
             idle_timeout=float(request.get("idle_timeout", 15.0)),
             settle_s=float(request.get("settle_s", 0.0)),
+            mix=_mix(request.get("mix")),
         )
         reply({"event": "load", **result.as_dict()})
 
@@ -205,14 +221,116 @@ class ControlServer:
             smsc.reset_records()
         reply({"event": "ok"})
 
+    async def _op_inject(self, request: dict[str, Any], reply: Emit) -> None:
+        """Many MOs at once, nobody waiting for replies: traffic for chaos and soak runs."""
+        mos = request.get("mos")
+        if not isinstance(mos, list):
+            raise ControlError("mos must be a list of {carrier, from, to, text} objects")
+        checked = []
+        for mo in mos:  # all checked before any is injected, so a bad batch injects nothing
+            if not isinstance(mo, dict):
+                raise ControlError("each MO is an object")
+            checked.append((self._smsc(mo), _field(mo, "from", str), _field(mo, "to", str), _field(mo, "text", str)))
+        reply({"event": "ok", "mo_ids": [smsc.inject_mo(source, dest, text) for smsc, source, dest, text in checked]})
+
+    async def _op_drop(self, request: dict[str, Any], reply: Emit) -> None:
+        smsc = self._smsc(request)
+        sessions = len(smsc.sessions)
+        log.info("control_drop", carrier=smsc.name, sessions=sessions)
+        smsc.drop_esmes(abort=bool(request.get("abort", True)))
+        reply({"event": "ok", "sessions": sessions})
+
+    def _smscs(self, request: dict[str, Any]) -> list[Smsc]:
+        names = request.get("carriers")
+        if names is None:
+            return list(self.smscs.values())
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ControlError("carriers must be a list of carrier names")
+        return [self._smsc({"carrier": name}) for name in names]
+
+    async def _op_records(self, request: dict[str, Any], reply: Emit) -> None:
+        reply({"event": "records", "carriers": {smsc.name: smsc.records() for smsc in self._smscs(request)}})
+
+    async def _op_fuzz(self, request: dict[str, Any], reply: Emit) -> None:
+        runner = FuzzRunner(
+            self._smscs(request),
+            cases=int(request.get("cases", 1000)),
+            seed=int(request.get("seed", 0)),
+            wellformed_every=int(request.get("wellformed_every", 10)),
+            depth=int(request.get("depth", 64)),
+            answer_timeout_s=float(request.get("answer_timeout_s", 10.0)),
+            settle_timeout_s=float(request.get("settle_timeout_s", 60.0)),
+            short_code=str(request.get("to", "90091")),
+            cover_all_kinds=bool(request.get("cover_all_kinds", False)),
+            clock=self.wait_clock,
+        )
+        report = await runner.run()
+        reply({"event": "fuzz", **report.as_dict()})
+
+    # -- USSD dialogues (carriers/ussd.py): one request per screen, so a person can type between --
+
+    async def _op_dial(self, request: dict[str, Any], reply: Emit) -> None:
+        smsc = self._smsc(request)
+        dialogue = smsc.dial(_field(request, "from", str), _field(request, "code", str))
+        await self._next_screen(dialogue, request, reply)
+
+    async def _op_answer(self, request: dict[str, Any], reply: Emit) -> None:
+        dialogue = self._dialogue(request)
+        dialogue.answer(str(request.get("text", "")))
+        await self._next_screen(dialogue, request, reply)
+
+    async def _op_hangup(self, request: dict[str, Any], reply: Emit) -> None:
+        dialogue = self._dialogue(request)
+        dialogue.hang_up()
+        reply({"event": "ok", "dialogue": dialogue.id, "state": dialogue.state})
+
+    def _dialogue(self, request: dict[str, Any]) -> UssdDialogue:
+        wanted = _field(request, "dialogue", str)
+        for smsc in self.smscs.values():
+            dialogue = smsc.ussd.dialogues.get(wanted)
+            if dialogue is not None:
+                return dialogue
+        raise ControlError(f"no dialogue {wanted!r}; dial first")
+
+    async def _next_screen(self, dialogue: UssdDialogue, request: dict[str, Any], reply: Emit) -> None:
+        timeout = float(request.get("timeout", 10.0))
+        if timeout <= 0:
+            raise ControlError("timeout must be > 0")
+        try:
+            screen = await dialogue.wait_screen(timeout=timeout)
+        except UssdTimeout:
+            reply({"event": "timeout", "dialogue": dialogue.id, "state": dialogue.state})
+            return
+        reply({"event": "screen", "dialogue": dialogue.id, "text": screen.text, "end": screen.end,
+               "rtt_ms": None if screen.rtt_s is None else round(screen.rtt_s * 1000, 3),
+               "data_coding": screen.data_coding})
+
     _OPS = {
         "mo": _op_mo,
+        "dial": _op_dial,
+        "answer": _op_answer,
+        "hangup": _op_hangup,
         "status": _op_status,
         "load": _op_load,
         "faults": _op_faults,
         "garbage": _op_garbage,
         "reset": _op_reset,
+        "inject": _op_inject,
+        "drop": _op_drop,
+        "records": _op_records,
+        "fuzz": _op_fuzz,
     }
+
+
+def _mix(value: Any) -> list[tuple[str, str]] | None:
+    """The load op's "mix": a list of [short code, text] pairs."""
+    if value is None:
+        return None
+    if not (isinstance(value, list) and value and all(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) and v for v in pair)
+            for pair in value)):
+        raise ControlError("mix must be a non-empty list of [short code, text] pairs")
+    return [(to, text) for to, text in value]
 
 
 def _field(request: dict[str, Any], key: str, kind: type) -> Any:

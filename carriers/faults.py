@@ -52,6 +52,17 @@ class FaultPlan:
     no_response_to_submit: bool = False
     #: submit_sm_resp written this long after the submit (the message is accepted at once).
     response_delay_s: float = 0.0
+    #: Random errors: each submit_sm is answered, with this probability (0..1), with a status drawn
+    #: from `submit_error_statuses` by the SMSC's seeded RNG (temporary and permanent mixed, as a
+    #: congested network gives them). The message is not accepted.
+    submit_error_rate: float = 0.0
+    submit_error_statuses: tuple[int, ...] = (c.ESME_RSYSERR,)
+    #: Slow reader: the SMSC reads at most this many bytes a second from each ESME socket, so TCP
+    #: pushes back on the ESME's writes and every response comes late.
+    read_bytes_per_s: float | None = None
+    #: Hung SMSC: it stops reading its sockets (nothing is answered, not even enquire_link or a bind),
+    #: while the TCP connections stay up. What was sent meanwhile is read once this is switched off.
+    hung: bool = False
     #: submit_sm answered with generic_nack carrying sequence 0, which matches no request.
     generic_nack_on_submit: bool = False
     #: submit_sm answered by an unbind from the SMSC instead of a resp.
@@ -75,6 +86,17 @@ class FaultPlan:
             if int(n) < 1:
                 raise ValueError("error_every_nth_submit: n must be at least 1")
             self.error_every_nth_submit = (int(n), int(status))
+        if not 0.0 <= float(self.submit_error_rate) <= 1.0:
+            raise ValueError("submit_error_rate must be between 0 and 1")
+        self.submit_error_rate = float(self.submit_error_rate)
+        statuses = tuple(int(s) for s in self.submit_error_statuses)
+        if not statuses or any(s == c.ESME_ROK or not 0 < s <= 0xFFFFFFFF for s in statuses):
+            raise ValueError("submit_error_statuses must be non-zero command_status values")
+        self.submit_error_statuses = statuses
+        if self.read_bytes_per_s is not None:
+            if float(self.read_bytes_per_s) <= 0:
+                raise ValueError("read_bytes_per_s must be positive (or null: read at full speed)")
+            self.read_bytes_per_s = float(self.read_bytes_per_s)
         if self.drop_link_after_submits is not None and self.drop_link_after_submits < 0:
             raise ValueError("drop_link_after_submits must not be negative")
         if self.response_delay_s < 0:
@@ -101,6 +123,7 @@ class FaultPlan:
         out = asdict(self)
         if self.error_every_nth_submit is not None:
             out["error_every_nth_submit"] = list(self.error_every_nth_submit)
+        out["submit_error_statuses"] = list(self.submit_error_statuses)
         return out
 
 

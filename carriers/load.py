@@ -71,8 +71,12 @@ async def run_load(
     timeout: float | None = None,
     idle_timeout: float = 15.0,
     settle_s: float = 0.0,
+    mix: Sequence[tuple[str, str]] | None = None,
 ) -> LoadResult:
     """Send `count` MOs round-robin over `carriers` and wait for one reply to each.
+
+    Each MO is `keyword` to `short_code`, or, with `mix`, the (short code, text) pairs taken in
+    turn (list a pair several times to weight it); every text must draw exactly one reply.
 
     rate 0 queues them all at once, so the carriers' windows set the pace; otherwise MOs are
     injected at `rate` per second of the SMSCs' clock. Stops when every MO has a reply, after
@@ -85,6 +89,7 @@ async def run_load(
         raise ValueError(f"unknown carrier(s): {', '.join(unknown)}")
     if count < 1:
         raise ValueError("count must be at least 1")
+    texts = list(mix) if mix else [(short_code, keyword)]
     targets = [smscs[n] for n in names]
     clock = targets[0].clock
     wait_clock = targets[0].wait_clock
@@ -121,7 +126,8 @@ async def run_load(
         while injected < upto:
             smsc = targets[injected % len(targets)]
             msisdn = str(msisdn_base + injected)
-            mo_id = smsc.inject_mo(msisdn, short_code, keyword)
+            to, text = texts[injected % len(texts)]
+            mo_id = smsc.inject_mo(msisdn, to, text)
             entries[(smsc.name, msisdn)] = _Entry(smsc.mo(mo_id))
             injected += 1
 

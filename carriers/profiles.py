@@ -18,6 +18,8 @@ ID_STYLES = frozenset({"hex_lower", "hex_upper", "dec", "hex_upper_padded10"})
 RECEIPT_STYLES = frozenset({"tlv_and_text", "text_only"})
 ALPHABETS = frozenset({"gsm7", "latin1"})
 MO_LONG_METHODS = frozenset({"udh", "sar"})
+USSD_SESSIONS = frozenset({"its_session_info", "user_message_reference", "msisdn"})
+USSD_ABORTS = frozenset({"none", "its_session_end", "service_op", "tlv"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,6 +63,16 @@ class CarrierProfile:
     smsc_system_id: str
     #: First internal message number, so ids look like this carrier's and never start at 1.
     id_base: int
+    #: How the USSD gateway marks a dialogue toward the ESME (carriers/ussd.py): its_session_info
+    #: (session number + end bit), user_message_reference (echoed by the ESME), or only the MSISDN.
+    ussd_session: str = "msisdn"
+    #: How it reports a handset hang-up: its_session_info end bit, a vendor ussd_service_op value,
+    #: a vendor TLV, or not at all ("none": the ESME's session just times out).
+    ussd_abort: str = "none"
+    ussd_abort_op: int | None = None
+    ussd_abort_tlv: int | None = None
+    #: USSD submit_sm per second: the USSD gateway's own budget, apart from the SMS centre's.
+    ussd_tps_limit: float = 500.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -77,6 +89,16 @@ class CarrierProfile:
             problems.append(f"mo_long_method {self.mo_long_method!r}")
         if self.tps_limit <= 0 or self.window < 1:
             problems.append("tps_limit and window must be positive")
+        if self.ussd_session not in USSD_SESSIONS or self.ussd_abort not in USSD_ABORTS:
+            problems.append(f"ussd_session {self.ussd_session!r} / ussd_abort {self.ussd_abort!r}")
+        if self.ussd_abort == "its_session_end" and self.ussd_session != "its_session_info":
+            problems.append("ussd_abort its_session_end needs ussd_session its_session_info")
+        if self.ussd_abort == "service_op" and (self.ussd_abort_op is None or self.ussd_abort_op in c.USSD_STANDARD_OPS):
+            problems.append("ussd_abort service_op needs a vendor ussd_abort_op")
+        if self.ussd_abort == "tlv" and self.ussd_abort_tlv in (None, self.mo_id_tlv):
+            problems.append("ussd_abort tlv needs a vendor ussd_abort_tlv other than mo_id_tlv")
+        if self.ussd_tps_limit <= 0:
+            problems.append("ussd_tps_limit must be positive")
         if problems:
             raise ValueError(f"carrier profile {self.name}: " + "; ".join(problems))
 
@@ -129,6 +151,9 @@ OMANTEL = CarrierProfile(
     enquire_link_s=60.0,
     smsc_system_id="OMANTEL_SMSC",
     id_base=0x2F4A0000,
+    # The sixdee-style USSD gateway: its_session_info, hang-up as the end-of-session bit.
+    ussd_session="its_session_info",
+    ussd_abort="its_session_end",
 )
 
 OOREDOO = CarrierProfile(
@@ -152,6 +177,11 @@ OOREDOO = CarrierProfile(
     enquire_link_s=90.0,
     smsc_system_id="OOREDOO",
     id_base=480_000_000,
+    # The dialogue is the user_message_reference the SMSC sets and the ESME echoes; a hang-up is the
+    # vendor's "release" ussd_service_op 0x20 (assumed: confirm against the interconnect document).
+    ussd_session="user_message_reference",
+    ussd_abort="service_op",
+    ussd_abort_op=0x20,
 )
 
 FRIENDI = CarrierProfile(
@@ -174,6 +204,12 @@ FRIENDI = CarrierProfile(
     enquire_link_s=60.0,
     smsc_system_id="FRIENDI",
     id_base=0x000A10000,
+    # A small USSD gateway: no session TLV (one dialogue per MSISDN), a hang-up flagged by the
+    # vendor TLV 0x1501 (assumed), and a modest USSD budget.
+    ussd_session="msisdn",
+    ussd_abort="tlv",
+    ussd_abort_tlv=0x1501,
+    ussd_tps_limit=100.0,
 )
 
 PROFILES: dict[str, CarrierProfile] = {p.name: p for p in (OMANTEL, OOREDOO, FRIENDI)}

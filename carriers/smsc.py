@@ -14,6 +14,7 @@ default, because what they wait for is network traffic, not simulated time.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 from collections import Counter, deque
@@ -34,6 +35,7 @@ from carriers.faults import DLR_STATES, FaultPlan, garbage_pdu
 from carriers.handset import Handset, MalformedMessage, split_submit
 from carriers.profiles import CarrierProfile
 from carriers.records import DlrRecord, HandsetMessage, MoRecord, MtRecord
+from carriers.ussd import UssdCentre, UssdDialogue
 from smsgw.log import get_logger, mask_msisdn
 from smsgw.smpp import constants as c
 from smsgw.smpp.framing import SmppFraming
@@ -46,7 +48,14 @@ _MSISDN_RE = re.compile(r"[0-9]{8,15}")
 #: Receipts carry the SMSC's local time; Oman is UTC+4 all year.
 _SMSC_TZ = timezone(timedelta(hours=4))
 _BIND_MODE = {c.BIND_TRANSMITTER: "tx", c.BIND_RECEIVER: "rx", c.BIND_TRANSCEIVER: "trx"}
-_MO_ADDRESSING = (1, 1, 3, 0)  # handset: international/E.164; short code: network-specific
+MO_ADDRESSING = (1, 1, 3, 0)  # handset: international/E.164; short code: network-specific
+
+
+#: How often a gated (hung or slow) connection looks at its fault plan and releases bytes.
+READ_GATE_TICK_S = 0.05
+
+#: Called with (command_id, status) of the answer to a raw PDU, or (None, None) if the link went first.
+RawAnswer = Callable[[int | None, int | None], None]
 
 
 class HandsetTimeout(TimeoutError):
@@ -81,12 +90,13 @@ class TokenBucket:
 class _Delivery:
     """One deliver_sm the SMSC owes an ESME: an MO part or a receipt. Retried until acked."""
 
-    kind: str  # "mo" | "dlr"
+    kind: str  # "mo" | "dlr" | "ussd"
     params: dict[str, Any]
     tlvs: dict[int, bytes]
     mo: MoRecord | None = None
     part: int = 0
     dlr: DlrRecord | None = None
+    ussd: UssdDialogue | None = None  # a handset's USSD input (carriers/ussd.py)
 
 
 class SmscProtocol(SmppFraming):
@@ -105,12 +115,22 @@ class SmscProtocol(SmppFraming):
         self._timers: set[IDelayedCall] = set()
         self._enquire_loop: LoopingCall | None = None
         self._enquire_pending: int | None = None
+        #: Bytes read from the ESME but not yet handed to the framing (hung or slow-reader fault).
+        self._gate_buffer = bytearray()
+        self._gated = False
+        #: Raw PDUs written by a fuzzer (`send_raw_expecting`), by sequence, awaiting an answer.
+        self.raw_waiters: dict[int, RawAnswer] = {}
 
     # -- connection ---------------------------------------------------------------------------
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer = f"{getattr(peer, 'host', '?')}:{getattr(peer, 'port', '?')}"
+        # No Nagle, as on an SMSC serving USSD: a deliver_sm written while our last
+        # submit_sm_resp is still unacknowledged would otherwise wait out a delayed ACK (~40 ms).
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)
         self.smsc._session_connected(self)
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
@@ -124,6 +144,9 @@ class SmscProtocol(SmppFraming):
         for _, timer in outstanding.values():
             if timer is not None and timer.active():
                 timer.cancel()
+        waiters, self.raw_waiters = self.raw_waiters, {}
+        for on_answer in waiters.values():
+            on_answer(None, None)
         # Whatever was written but not answered is redelivered later, as after any lost link.
         self.smsc._session_lost(self, [item for item, _ in outstanding.values()])
         self.closed.callback(None)
@@ -156,6 +179,12 @@ class SmscProtocol(SmppFraming):
         if self.transport is not None and not self.closed.called:
             self.transport.write(raw)
 
+    def send_raw_expecting(self, raw: bytes, sequence: int, on_answer: RawAnswer) -> None:
+        """Write a raw (possibly malformed) PDU; `on_answer` gets the header of the ESME's PDU with
+        the response bit and this sequence, or (None, None) if the link goes first."""
+        self.raw_waiters[sequence] = on_answer
+        self.send_raw(raw)
+
     def _later(self, delay: float, fn: Callable[..., Any], *args: Any) -> None:
         def fire() -> None:
             self._timers.discard(call)
@@ -170,7 +199,53 @@ class SmscProtocol(SmppFraming):
 
     # -- input --------------------------------------------------------------------------------
 
+    def dataReceived(self, data: bytes) -> None:
+        faults = self.smsc.faults
+        if self._gated or faults.hung or faults.read_bytes_per_s:
+            self._gate_in(data)
+        else:
+            super().dataReceived(data)
+
+    def _gate_in(self, data: bytes) -> None:
+        """Hold what was read and stop reading, so TCP pushes back on the ESME (hung / slow SMSC)."""
+        self._gate_buffer += data
+        if not self._gated:
+            self._gated = True
+            self.transport.pauseProducing()
+            self._later(READ_GATE_TICK_S, self._gate_tick)
+
+    def _gate_tick(self) -> None:
+        if self.closed.called:
+            return
+        faults = self.smsc.faults
+        buffer = self._gate_buffer
+        if faults.hung:
+            budget = 0
+        elif faults.read_bytes_per_s:
+            budget = max(1, int(faults.read_bytes_per_s * READ_GATE_TICK_S))
+        else:
+            budget = len(buffer)
+        if budget:
+            chunk = bytes(buffer[:budget])
+            del buffer[:budget]
+            super().dataReceived(chunk)
+        if self.closed.called or self._closing:
+            return
+        if buffer or faults.hung:
+            self._later(READ_GATE_TICK_S, self._gate_tick)
+        else:
+            # Drained: read again; the next read is gated afresh while the fault lasts.
+            self._gated = False
+            self.transport.resumeProducing()
+
     def pdu_received(self, raw: bytes) -> None:
+        if self.raw_waiters and len(raw) >= c.HEADER_LENGTH:
+            _, command_id, status, sequence = peek_header(raw)
+            if command_id & c.RESPONSE_BIT:
+                on_answer = self.raw_waiters.pop(sequence, None)
+                if on_answer is not None:
+                    on_answer(command_id, status)
+                    return
         try:
             pdu = decode(raw)
         except PduError as exc:
@@ -282,8 +357,13 @@ class SmscProtocol(SmppFraming):
         if self.mode == "rx":
             self._respond(pdu, c.ESME_RINVBNDSTS)
             return
-        smsc.counters["submits"] += 1
-        smsc.submit_times.append(smsc.clock.seconds())
+        # A USSD screen goes to the carrier's USSD gateway (carriers/ussd.py): its own budget.
+        ussd = c.TLV_USSD_SERVICE_OP in pdu.tlvs
+        if ussd:
+            smsc.counters["ussd_submits"] += 1
+        else:
+            smsc.counters["submits"] += 1
+            smsc.submit_times.append(smsc.clock.seconds())
         limit = faults.drop_link_after_submits
         if limit is not None and self.submits_answered >= limit:
             self._fault_drop()
@@ -302,24 +382,34 @@ class SmscProtocol(SmppFraming):
             status = c.ESME_RTHROTTLED
         elif nth is not None and smsc.counters["submits"] % nth[0] == 0:
             status = nth[1]
-        elif not smsc.bucket.take():
+        elif faults.submit_error_rate and smsc._rng.random() < faults.submit_error_rate:
+            status = smsc._rng.choice(faults.submit_error_statuses)
+            smsc.counters["injected_errors"] += 1
+        elif not (smsc.ussd.bucket if ussd else smsc.bucket).take():
             status = c.ESME_RTHROTTLED
         else:
             status = c.ESME_ROK
         if status == c.ESME_RTHROTTLED:
             smsc.counters["throttled"] += 1
         mt: MtRecord | None = None
-        if status == c.ESME_ROK:
+        message_id: str | None = None
+        dialogue: UssdDialogue | None = None
+        if status == c.ESME_ROK and ussd:
+            status, message_id, dialogue = smsc.ussd.accept_submit(pdu)
+        elif status == c.ESME_ROK:
             status, mt = smsc._accept_submit(pdu)
+            message_id = mt.message_id if mt is not None else None
         if status != c.ESME_ROK:
             smsc.counters["rejected"] += 1
-        resp = Pdu(c.SUBMIT_SM_RESP, pdu.sequence, status, {"message_id": mt.message_id} if mt else {})
+        resp = Pdu(c.SUBMIT_SM_RESP, pdu.sequence, status, {"message_id": message_id} if message_id else {})
         if faults.response_delay_s > 0:
             self._later(faults.response_delay_s, self._write_submit_resp, resp)
         else:
             self._write_submit_resp(resp)
         if mt is not None:
             smsc._after_accept(mt)
+        if dialogue is not None:
+            smsc.ussd.screen_shown(dialogue)
 
     def _write_submit_resp(self, resp: Pdu) -> None:
         if self.closed.called:
@@ -450,6 +540,8 @@ class Smsc:
         self.port: IListeningPort | None = None
         self.sessions: list[SmscProtocol] = []
         self.handset = Handset(profile.default_alphabet)
+        #: Handsets' USSD dialogues (carriers/ussd.py), with the USSD gateway's own submit budget.
+        self.ussd = UssdCentre(self, TokenBucket(profile.ussd_tps_limit, self.clock))
         #: Everything accepted / injected / owed, in order, for tests and the control port.
         self.mts: list[MtRecord] = []
         #: When each submit_sm was read, accepted or not: what a carrier's TPS contract measures.
@@ -628,7 +720,7 @@ class Smsc:
             # SMPP v3.4 5.3.2.17: the receipt echoes the ESME's own reference.
             tlvs[c.TLV_USER_MESSAGE_REFERENCE] = mt.tlvs[c.TLV_USER_MESSAGE_REFERENCE]
         s_ton, s_npi, d_ton, d_npi = mt.addressing
-        params = _deliver_params(mt.dest, (d_ton, d_npi), mt.source, (s_ton, s_npi),
+        params = deliver_params(mt.dest, (d_ton, d_npi), mt.source, (s_ton, s_npi),
                                  c.ESM_CLASS_DELIVERY_RECEIPT, c.DC_DEFAULT, text.encode("ascii"))
         record = DlrRecord(mt.message_id, receipt_id, state, mt.dest, now)
         self.dlrs.append(record)
@@ -637,6 +729,20 @@ class Smsc:
         self._enqueue(_Delivery("dlr", params, tlvs, dlr=record))
 
     # -- MO -----------------------------------------------------------------------------------
+
+    # -- USSD ---------------------------------------------------------------------------------
+
+    def dial(self, msisdn: str, dialled: str) -> UssdDialogue:
+        """A handset dials a USSD string ("*141#", "*141*1*1234AB#"); see carriers/ussd.py."""
+        return self.ussd.dial(msisdn, dialled)
+
+    def _deliver_ussd(self, dialogue: UssdDialogue, data_coding: int, payload: bytes,
+                      tlvs: dict[int, bytes]) -> None:
+        # From the handset to the service code; ahead of queued SMS, as the USSD gateway is not
+        # the SMS centre's store-and-forward queue.
+        params = deliver_params(dialogue.msisdn, MO_ADDRESSING[:2], dialogue.service_code, MO_ADDRESSING[2:], 0,
+                                data_coding, payload)
+        self._enqueue(_Delivery("ussd", params, tlvs, ussd=dialogue), front=True)
 
     def inject_mo(
         self,
@@ -681,7 +787,7 @@ class Smsc:
                     tlvs[c.TLV_SAR_TOTAL_SEGMENTS] = bytes([total])
                     tlvs[c.TLV_SAR_SEGMENT_SEQNUM] = bytes([n])
             tlvs[profile.mo_id_tlv] = part_ids[n - 1].encode("ascii") + b"\x00"
-            params = _deliver_params(source, _MO_ADDRESSING[:2], dest, _MO_ADDRESSING[2:], esm_class,
+            params = deliver_params(source, MO_ADDRESSING[:2], dest, MO_ADDRESSING[2:], esm_class,
                                      encoded.data_coding, data)
             items.append(_Delivery("mo", params, tlvs, mo=record, part=n))
         if split_order == "reverse":
@@ -755,6 +861,9 @@ class Smsc:
         elif item.dlr is not None:
             item.dlr.attempts += 1
             self.counters["dlr_deliveries"] += 1
+        elif item.ussd is not None:
+            self.ussd.input_written(item.ussd)
+            self.counters["ussd_deliveries"] += 1
 
     def _delivery_result(self, item: _Delivery, status: int | None) -> None:
         """A deliver_sm was answered (`status`) or lost (None): ack it or redeliver it later."""
@@ -899,6 +1008,35 @@ class Smsc:
         self.mos[:] = [mo for mo in self.mos if not mo.acked]
         self._mo_by_id = {mo.mo_id: mo for mo in self.mos}
         self.handset.clear()
+        self.ussd.clear()
+
+    def records(self) -> dict[str, Any]:
+        """Everything this SMSC saw, as JSON-ready rows, for a run's final accounting.
+
+        mos: each injected MO and whether the ESME acknowledged it; mts: each accepted submit_sm
+        part, with a digest of what was submitted (two accepted parts with one digest to one
+        handset are the same part sent twice); handset: each complete message a handset shows.
+        """
+        return {
+            "mos": [
+                {"mo_id": mo.mo_id, "from": mo.source, "to": mo.dest, "text": mo.text, "parts": mo.parts,
+                 "acked": mo.acked, "attempts": mo.attempts, "created_at": mo.created_at,
+                 "acked_at": mo.acked_at, "statuses": mo.statuses}
+                for mo in self.mos
+            ],
+            "mts": [
+                {"message_id": mt.message_id, "to": mt.dest, "from": mt.source, "received_at": mt.received_at,
+                 "part": None if mt.concat is None else [mt.concat.seq, mt.concat.total],
+                 "digest": _submit_digest(mt), "outcome": mt.outcome}
+                for mt in self.mts
+            ],
+            "handset": [
+                {"msisdn": m.msisdn, "from": m.source, "text": m.text, "parts": m.parts,
+                 "received_at": m.received_at, "message_ids": list(m.message_ids)}
+                for m in self.handset_messages
+            ],
+            "counters": dict(self.counters),
+        }
 
     def status(self) -> dict[str, Any]:
         """What the control port reports for this carrier."""
@@ -923,12 +1061,26 @@ class Smsc:
                 "handset_messages": len(self.handset_messages),
                 "pending_deliveries": len(self._pending),
                 "anomalies": len(self.anomalies),
+                "ussd_dialogues": self.counters["ussd_dialogues"],
+                "ussd_open": len(self.ussd.open_dialogues()),
+                "ussd_screens": self.counters["ussd_screens"],
             },
             "faults": self.faults.as_dict(),
         }
 
 
-def _deliver_params(source: str, source_addr: tuple[int, int], dest: str, dest_addr: tuple[int, int],
+def _submit_digest(mt: MtRecord) -> str:
+    """Fingerprint of what the ESME submitted (addresses, coding, UDH and text, TLVs)."""
+    digest = hashlib.blake2b(digest_size=8)
+    for value in (mt.dest, mt.source, str(mt.data_coding), str(mt.esm_class)):
+        digest.update(value.encode("utf-8") + b"\x00")
+    digest.update(mt.short_message)
+    for tag in sorted(mt.tlvs):
+        digest.update(tag.to_bytes(2, "big") + len(mt.tlvs[tag]).to_bytes(2, "big") + mt.tlvs[tag])
+    return digest.hexdigest()
+
+
+def deliver_params(source: str, source_addr: tuple[int, int], dest: str, dest_addr: tuple[int, int],
                     esm_class: int, data_coding: int, short_message: bytes) -> dict[str, Any]:
     return {
         "service_type": "",
