@@ -23,7 +23,11 @@ BUILTIN_HANDLERS = ("help",)
 
 def features() -> list[Feature]:
     """Every service the gateway offers; each brings its handlers, tables and schedulers."""
-    return []
+    from handlers.parking import FEATURE as PARKING
+    from handlers.transactions import FEATURE as TRANSACTIONS
+    from handlers.ussd import FEATURE as USSD
+
+    return [PARKING, TRANSACTIONS, USSD]
 
 
 def load_checked_config(path: str) -> GatewayConfig:
@@ -76,9 +80,20 @@ async def start_stack(
     return gateway, sims
 
 
-async def reload_config(gateway: Any, config_path: str) -> dict[str, Any]:
+async def reload_config(gateway: Any, config_path: str, actor: str = "signal:SIGHUP") -> dict[str, Any]:
     """Re-read the config file; a bad file is refused with its errors logged, and the running
-    config is kept. Returns what changed (or the errors)."""
+    config is kept. Returns what changed (or the errors). Either way it goes to the audit log
+    as done by `actor` ("token:<name>" from the admin API)."""
+    result = await _reload(gateway, config_path)
+    if gateway.store is not None:
+        from smsgw.admin.state import record_audit
+
+        await record_audit(gateway.store, gateway.clock.seconds(), actor, "reload", config_path,
+                           "refused" if "refused" in result else "ok", result)
+    return result
+
+
+async def _reload(gateway: Any, config_path: str) -> dict[str, Any]:
     try:
         new = load_checked_config(config_path)
         if new.store_path != gateway.config.store_path:

@@ -1,4 +1,4 @@
-"""`smsgw` command line: run, simulate, send, bench."""
+"""`smsgw` command line: run, simulate, send, dial, check-config."""
 
 from __future__ import annotations
 
@@ -36,8 +36,30 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--json", action="store_true", help="print raw JSON events")
     send.add_argument("text")
 
+    dial = sub.add_parser("dial", help="act as a handset: a USSD dialogue through a running simulator")
+    _add_config(dial)
+    dial.add_argument("--carrier", required=True)
+    dial.add_argument("--from", dest="sender", required=True, help="the handset's MSISDN, e.g. 96892123456")
+    dial.add_argument("--answers", help="scripted answers, comma-separated (e.g. 1,1,1234AB); default: ask")
+    dial.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for each screen")
+    dial.add_argument("--json", action="store_true", help="print raw JSON events")
+    dial.add_argument("code", help='what the handset dials, e.g. "*141#" or "*141*1*1234AB#"')
+
+    parking = sub.add_parser("parking", help="parking: settlement files for the carriers")
+    parking.add_argument("action", choices=["settlement"])
+    parking.add_argument("args", nargs=argparse.REMAINDER,
+                         help="--date YYYY-MM-DD [--carrier NAME] [--out DIR] [--config F]")
+
+    tx = sub.add_parser("transactions", help="municipal transactions: the back-office feed")
+    tx.add_argument("action", choices=["import"])
+    tx.add_argument("args", nargs=argparse.REMAINDER, help="FILE.csv [--config F] [--transactions-config F]")
+
     check = sub.add_parser("check-config", help="validate a config file and exit")
     _add_config(check)
+
+    from smsgw.admin.client import add_commands as add_operator_commands
+
+    add_operator_commands(sub, _add_config)  # status, routes, pause, resume, reload, audit: over the admin API
     return parser
 
 
@@ -47,6 +69,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_send(args)
     if args.command == "check-config":
         return cmd_check_config(args)
+    if args.command == "parking":
+        from handlers.parking.settlement import main as settlement_main
+
+        return settlement_main(args.args)
+    if args.command == "transactions":
+        from handlers.transactions.importer import main as import_main
+
+        return import_main(args.args)
+    if args.command == "dial":
+        return cmd_dial(args)
+    from smsgw.admin import client as operator_client
+
+    if args.command in operator_client.COMMANDS:
+        return operator_client.run(args)
     from smsgw import reactor as smsgw_reactor
 
     smsgw_reactor.install()
@@ -70,6 +106,20 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         return 2
     print(f"{args.config}: ok")
     return 0
+
+
+def cmd_dial(args: argparse.Namespace) -> int:
+    """A USSD dialogue in the terminal (smsgw/dial.py)."""
+    from smsgw.config import ConfigError, load_config
+    from smsgw.dial import EXIT_CONFIG, parse_answers, run_dial
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_CONFIG
+    return run_dial(config.control_host, config.control_port, args.carrier, args.sender, args.code,
+                    parse_answers(args.answers), timeout=args.timeout, as_json=args.json)
 
 
 def cmd_send(args: argparse.Namespace) -> int:

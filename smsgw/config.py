@@ -11,6 +11,7 @@ Key paths in messages are dotted TOML keys; elements of arrays (and of `[[routes
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import unicodedata
@@ -36,7 +37,10 @@ from smsgw.tomlcheck import (
 )
 
 __all__ = [
+    "ADMIN_ROLES",
     "KNOWN_PROFILES",
+    "AdminConfig",
+    "AdminToken",
     "CarrierConfig",
     "ConfigError",
     "ConfigIssue",
@@ -119,6 +123,12 @@ class CarrierConfig:
     dest_addr_npi: int = 1
     registered_delivery: int = 1
     enabled: bool = True
+    # USSD (smsgw/ussd/variants.py): how this carrier's USSD gateway marks a dialogue and a hang-up.
+    ussd_session: str = "msisdn"  # "its_session_info" | "user_message_reference" | "msisdn"
+    ussd_abort: str = "none"  # "none" | "its_session_end" | "service_op" | "tlv"
+    ussd_abort_op: int | None = None  # the vendor ussd_service_op value meaning "hung up"
+    ussd_abort_tlv: int | None = None  # the vendor TLV whose presence means "hung up"
+    ussd_timeout_s: float = 180.0  # a dialogue idle this long is released, the network told
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,6 +154,36 @@ class RouteConfig:
     short_codes: tuple[str, ...] = ()
 
 
+# --- admin API ([admin] and [[admin.tokens]]) -------------------------------------------------------
+
+#: read-only: look; admin: look and change.
+ADMIN_ROLES: tuple[str, ...] = ("read-only", "admin")
+# Bearer tokens are guessed offline at no cost to the guesser; 20 characters of a random
+# token_urlsafe are ~120 bits.
+MIN_TOKEN_LENGTH = 20
+_TOKEN_RE = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces: it travels in an HTTP header
+_TOKEN_NAME_RE = re.compile(r"[a-z0-9_-]+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminToken:
+    """A named bearer token of the admin API."""
+
+    name: str  # shown in logs and audit records instead of the token
+    token: str = field(repr=False)  # never logged, never echoed in errors
+    role: str  # one of ADMIN_ROLES
+
+
+@dataclass(frozen=True, kw_only=True)
+class AdminConfig:
+    """The admin HTTP API; disabled unless the file has an [admin] section."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # loopback only: the API has no TLS
+    port: int = 12790  # 0: an ephemeral port (tests)
+    tokens: tuple[AdminToken, ...] = ()
+
+
 @dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
     """The whole validated configuration.
@@ -164,6 +204,7 @@ class GatewayConfig:
     simulators: tuple[SimulatorConfig, ...] = ()
     routes: tuple[RouteConfig, ...] = ()
     abuse: AbuseConfig = field(default_factory=AbuseConfig)
+    admin: AdminConfig = field(default_factory=AdminConfig)
 
     def carrier(self, name: str) -> CarrierConfig:
         for carrier in self.carriers:
@@ -239,7 +280,7 @@ def _short_codes(table: _Table, key: str, default: Any = _MISSING, at_least_one:
     return tuple(good) if ok else None
 
 
-def _tlv_tag(table: _Table, key: str) -> Any:
+def _tlv_tag(table: _Table, key: str, purpose: str = "carry the carrier's MO message id") -> Any:
     """A 16-bit tag, written as an integer or a "0x1400" string because that is how specs print tags."""
     value = table.raw(key, None)
     if value is _MISSING:
@@ -263,7 +304,7 @@ def _tlv_tag(table: _Table, key: str) -> Any:
         table.error(
             key,
             f"0x{tag:04X} is {_TLVS_WITH_OTHER_MEANING[tag]}, which the gateway reads for its own purpose; "
-            "it cannot carry the carrier's MO message id",
+            f"it cannot {purpose}",
         )
         return None
     return tag
@@ -306,10 +347,12 @@ def _build(
     carriers = _carriers(checker, root)
     simulators = _simulators(checker, root, known_profiles)
     routes = _routes(checker, root)
+    admin = _admin(checker, root)
     root.finish()
 
     _check_carriers_and_simulators(checker, carriers, simulators, embedded, control_port)
     _check_routes(checker, routes, carriers, known_handlers)
+    _check_admin_port(checker, admin, simulators, embedded, control_port)
 
     return GatewayConfig(
         path=path,
@@ -324,6 +367,7 @@ def _build(
         simulators=tuple(simulators),
         routes=tuple(routes),
         abuse=abuse,
+        admin=admin,
     )
 
 
@@ -392,8 +436,10 @@ def _carriers(checker: _Checker, root: _Table) -> list[CarrierConfig]:
             # Bits 0-4 are defined (receipt, SME ack, intermediate notification); higher bits are reserved.
             registered_delivery=t.integer("registered_delivery", 1, 0, 0x1F),
             enabled=t.boolean("enabled", True),
+            **_ussd_settings(t),
         )
         t.finish()
+        _check_ussd(t, carrier)
         initial, maximum = carrier.reconnect_initial_s, carrier.reconnect_max_s
         if initial is not None and maximum is not None and maximum < initial:
             # Blame the line the operator actually wrote; the other value may be a default.
@@ -407,6 +453,46 @@ def _carriers(checker: _Checker, root: _Table) -> list[CarrierConfig]:
     if not carriers and not any(i.key.startswith("carriers") for i in checker.issues):
         checker.error(("carriers",), "at least one carrier is required, e.g. [carriers.omantel]")
     return carriers
+
+
+# --- USSD variant of a carrier ------------------------------------------------------------------------
+
+USSD_SESSIONS = ("its_session_info", "user_message_reference", "msisdn")
+USSD_ABORTS = ("none", "its_session_end", "service_op", "tlv")
+
+
+def _ussd_settings(t: _Table) -> dict[str, Any]:
+    return {
+        "ussd_session": t.choice("ussd_session", "msisdn", USSD_SESSIONS),
+        "ussd_abort": t.choice("ussd_abort", "none", USSD_ABORTS),
+        "ussd_abort_op": t.integer("ussd_abort_op", None, 0, 0xFF),
+        "ussd_abort_tlv": _tlv_tag(t, "ussd_abort_tlv", "signal a USSD hang-up"),
+        # Networks give up on a silent dialogue after about three minutes; ten is surely a typo.
+        "ussd_timeout_s": t.number("ussd_timeout_s", 180.0, hi=600),
+    }
+
+
+def _check_ussd(t: _Table, carrier: CarrierConfig) -> None:
+    """The abort signal must be one this carrier's session marker and settings can carry."""
+    abort, op, tag = carrier.ussd_abort, carrier.ussd_abort_op, carrier.ussd_abort_tlv
+    if abort == "its_session_end" and carrier.ussd_session not in (None, "its_session_info"):
+        t.error("ussd_abort", '"its_session_end" needs ussd_session = "its_session_info", where the end bit travels')
+    if abort == "service_op":
+        if op is None and "ussd_abort_op" not in t.data:
+            t.error("ussd_abort_op", 'required when ussd_abort = "service_op": the vendor value meaning "hung up"')
+        elif op in smpp.USSD_STANDARD_OPS:
+            t.error("ussd_abort_op", f"0x{op:02X} is a standard ussd_service_op; a hang-up signal must be a vendor value")
+    elif op is not None:
+        t.error("ussd_abort_op", 'only used with ussd_abort = "service_op"')
+    if abort == "tlv":
+        if tag is None and "ussd_abort_tlv" not in t.data:
+            t.error("ussd_abort_tlv", 'required when ussd_abort = "tlv": the vendor TLV meaning "hung up"')
+        elif tag is not None and tag == carrier.mo_id_tlv:
+            t.error("ussd_abort_tlv", f"0x{tag:04X} is this carrier's mo_id_tlv")
+        elif tag == smpp.TLV_USER_MESSAGE_REFERENCE:
+            t.error("ussd_abort_tlv", "0x0204 is user_message_reference, which USSD dialogues use for their session")
+    elif tag is not None:
+        t.error("ussd_abort_tlv", 'only used with ussd_abort = "tlv"')
 
 
 def _simulators(checker: _Checker, root: _Table, known_profiles: tuple[str, ...]) -> list[SimulatorConfig]:
@@ -433,6 +519,12 @@ _NOT_ONE_WORD = "must be a single word without spaces, '*', '#' or '-'"
 
 def _keyword(table: _Table) -> Any:
     word = table.string("keyword", min_len=1)
+    if word == "*":
+        # The default route of its short codes: a message whose first word is no keyword
+        # (parking's bare "1234AB 30", a bare transaction reference) goes there.
+        if table.data.get("aliases"):
+            table.error("aliases", 'a default route (keyword = "*") takes no aliases')
+        return word
     if word is not None and _KEYWORD_SEPARATORS.search(word):
         table.error("keyword", f"{_NOT_ONE_WORD}, got {_show(word)}")
         return None
@@ -595,3 +687,103 @@ def _check_routes(
                 break
             else:
                 claimed.setdefault(folded, []).append((where, codes))
+
+
+# --------------------------------------------------------------------------------------------------
+# The admin API
+
+
+def _admin(checker: _Checker, root: _Table) -> AdminConfig:
+    section = root.table("admin", None)
+    if not section:
+        return AdminConfig()  # absent (or not a table, already reported): no admin API
+    t = _Table(checker, ("admin",), section)
+    enabled = t.boolean("enabled", True)
+    host = t.string("host", "127.0.0.1", min_len=1)
+    if host is not None:
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            t.error("host", f"must be a loopback address such as \"127.0.0.1\" or \"::1\" (the admin API "
+                            f"has no TLS; put a reverse proxy in front to reach it remotely), got {_show(host)}")
+            host = None
+    port = t.integer("port", 12790, 0, 65535)
+    tokens = _admin_tokens(checker, t)
+    t.finish()
+    if enabled and tokens is not None and not tokens:
+        t.error("tokens", "at least one [[admin.tokens]] is required when the admin API is enabled")
+    return AdminConfig(
+        enabled=bool(enabled), host=host or "127.0.0.1", port=12790 if port is None else port, tokens=tokens or ()
+    )
+
+
+def _admin_tokens(checker: _Checker, admin: _Table) -> tuple[AdminToken, ...] | None:
+    items = admin.array("tokens", [])
+    if items is None:
+        return None
+    tokens: list[AdminToken] = []
+    names: dict[str, int] = {}
+    secrets: dict[str, int] = {}
+    for i, item in enumerate(items):
+        path: KeyPath = ("admin", "tokens", i)
+        if not isinstance(item, dict):
+            checker.error(path, "must be a table with name, token and role ([[admin.tokens]])")
+            continue
+        t = _Table(checker, path, item)
+        name = t.string("name", min_len=1, max_len=40)
+        if name is not None and not _TOKEN_NAME_RE.fullmatch(name):
+            t.error("name", "must use only lower-case letters, digits, _ and -")
+            name = None
+        token = t.string("token", min_len=1, secret=True)
+        if token is not None:
+            # Messages about the token describe it, never show it: error output ends up in logs.
+            if not _TOKEN_RE.fullmatch(token):
+                t.error("token", "must be printable ASCII without spaces (it is sent in an HTTP header)")
+                token = None
+            elif len(token) < MIN_TOKEN_LENGTH:
+                t.error("token", f"must be at least {MIN_TOKEN_LENGTH} characters, got {len(token)}; generate one "
+                                 "with: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'")
+                token = None
+        role = t.choice("role", _MISSING, ADMIN_ROLES)
+        t.finish()
+        if name is not None:
+            if name in names:
+                first = names[name]
+                t.error("name", f"{_show(name)} is already the name of admin.tokens[{first}] "
+                                f"(line {checker.line(('admin', 'tokens', first, 'name'))})")
+            else:
+                names[name] = i
+        if token is not None:
+            if token in secrets:
+                first = secrets[token]
+                t.error("token", f"is the same token as admin.tokens[{first}] "
+                                 f"(line {checker.line(('admin', 'tokens', first, 'token'))}); every token must be "
+                                 "unique so that logs and audit records name the right holder")
+            else:
+                secrets[token] = i
+        if name is not None and token is not None and role is not None:
+            tokens.append(AdminToken(name=name, token=token, role=role))
+    return tuple(tokens)
+
+
+def _check_admin_port(
+    checker: _Checker,
+    admin: AdminConfig,
+    simulators: list[SimulatorConfig],
+    embedded: bool | None,
+    control_port: int | None,
+) -> None:
+    if not admin.enabled or not admin.port:
+        return
+    here: KeyPath = ("admin", "port")
+    if control_port and admin.port == control_port:
+        checker.error(here, f"{admin.port} is already used by control.port (line {checker.line(('control', 'port'))})")
+        return
+    if embedded:
+        for sim in simulators:
+            if sim.port == admin.port:
+                where: KeyPath = ("simulators", sim.name, "port")
+                checker.error(here, f"{admin.port} is already used by {_render_path(where)} (line {checker.line(where)})")
+                return

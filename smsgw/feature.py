@@ -20,6 +20,7 @@ from smsgw.message import Reply
 if TYPE_CHECKING:
     from twisted.application.service import IService
 
+    from smsgw.admin.api import AdminRoute
     from smsgw.migrations import Component
     from smsgw.store import NewMt, Outbound, Store
 
@@ -53,3 +54,6 @@ class Feature:
     handlers: Mapping[str, HandlerFactory] = field(default_factory=dict)
     schema: "Component | None" = None
     services: Callable[[ServiceContext, Mapping[str, Any]], Sequence["IService"]] | None = None
+    #: Endpoints the feature adds to the admin HTTP API, given the context and the built handlers
+    #: (so they can share a handler's service), e.g. the transactions feed.
+    admin_routes: Callable[[ServiceContext, Mapping[str, Any]], Sequence["AdminRoute"]] | None = None

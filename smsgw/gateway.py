@@ -14,7 +14,7 @@ import inspect
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
@@ -23,6 +23,7 @@ from twisted.internet.task import LoopingCall
 
 from smsgw import dlr, reassembly
 from smsgw.abuse import AbuseGuard, Verdict
+from smsgw.admin.state import OPERATOR_SCHEMA, RouteOverrides
 from smsgw import text as smstext
 from smsgw.config import CarrierConfig, GatewayConfig
 from smsgw.feature import Feature, ServiceContext
@@ -37,6 +38,12 @@ from smsgw.smpp.connector import CarrierConnector
 from smsgw.smpp.pdu import Pdu
 from smsgw.store import NewMo, NewMoPart, NewMt, Store, StoreUnavailable
 from smsgw.textnorm import detect_lang
+from smsgw.ussd.channel import UssdChannel
+from smsgw.ussd.dialogue import find_app
+from smsgw.ussd.sessions import SCHEMA as USSD_SESSIONS
+
+if TYPE_CHECKING:
+    from smsgw.admin.server import AdminService
 
 log = get_logger(__name__)
 
@@ -87,6 +94,7 @@ class Gateway(MultiService):
         self.router: Router | None = None
         self.context: ServiceContext | None = None
         self.queue: OutboundQueue | None = None
+        self.ussd: UssdChannel | None = None  # USSD dialogues (smsgw/ussd), built at start
         self.accepting = False
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -94,6 +102,9 @@ class Gateway(MultiService):
         self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0}
         self.carrier_counters: Counter[tuple[str, str]] = Counter()
         self.abuse = AbuseGuard(config.abuse)
+        self.admin: AdminService | None = None  # the admin HTTP API, when enabled in config
+        # Route changes made through the admin API, laid over the config's routes (smsgw/admin/state.py).
+        self.route_overrides = RouteOverrides()
         self.metrics = GatewayMetrics()
         self.metrics.attach(self)
 
@@ -103,7 +114,7 @@ class Gateway(MultiService):
         cfg = self.config
         self.store = await Store.open(
             cfg.store_path, clock=self.clock.seconds,
-            components=[f.schema for f in self.features if f.schema is not None],
+            components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
         senders: dict[str, CarrierSender] = {}
         for name, carrier in self.carriers.items():
@@ -112,16 +123,23 @@ class Gateway(MultiService):
         self.queue = OutboundQueue(senders)
         self.context = ServiceContext(
             store=self.store, clock=self.service_clock, send=self.send, enqueue=self.queue.enqueue,
-            new_mt=lambda reply, kind: self._draft(reply, None, self.service_clock.seconds(), kind),
+            # Validity is counted by the clock the queue expires by, not by business time.
+            new_mt=lambda reply, kind: self._draft(reply, None, self.clock.seconds(), kind),
             config_dir=Path(cfg.path).resolve().parent if cfg.path else Path.cwd(),
             short_codes={name: carrier.short_codes for name, carrier in self.carriers.items()},
         )
         handlers = {name: factory(self.context) for f in self.features for name, factory in f.handlers.items()}
-        self.router = Router(cfg.routes, handlers)
+        self.route_overrides = await RouteOverrides.load(self.store)
+        self.router = Router(self.route_overrides.apply(cfg.routes), handlers)
         for feature in self.features:
             if feature.services is not None:
                 for service in feature.services(self.context, handlers):
                     service.setServiceParent(self)
+        self.admin = self._admin_service(handlers)
+        # USSD dialogues: the app is the handler a feature registers as "ussd" (none: "not offered").
+        self.ussd = UssdChannel(self.store, self.clock, lambda: self.carriers, self.queue.enqueue,
+                                find_app(handlers))
+        self.ussd.setServiceParent(self)
         backlog = (await self.store.counts()).get("mt_queued", 0)
         for sender in senders.values():
             sender.load_backlog()
@@ -164,7 +182,7 @@ class Gateway(MultiService):
         whose settings changed is unbound and bound again with them, the others are untouched.
         Raises ValueError (and changes nothing) if the new routes do not fit the handlers."""
         assert self.router is not None and self.queue is not None and self.store is not None
-        self.router.replace_routes(new.routes)
+        self.router.replace_routes(self.route_overrides.apply(new.routes))
         self.abuse.config = new.abuse
         new_carriers = {c.name: c for c in new.carriers if c.enabled}
         changed = sorted(n for n in new_carriers if n in self.carriers and new_carriers[n] != self.carriers[n])
@@ -211,6 +229,27 @@ class Gateway(MultiService):
             await self.store.close()
         log.info("gateway_stopped")
 
+    def _admin_service(self, handlers: Mapping[str, Any]) -> "AdminService | None":
+        """The admin HTTP API serving every feature's routes; started with the gateway's services."""
+        if not self.config.admin.enabled:
+            return None
+        from smsgw.admin.server import build_admin_service
+
+        routes = [
+            route
+            for feature in self.features
+            if feature.admin_routes is not None
+            for route in feature.admin_routes(self.context, handlers)
+        ]
+        from smsgw.admin.operator import OperatorApi
+
+        operator = OperatorApi(self)  # status, routes, carriers, messages, reload, audit, /metrics, /
+        routes.extend(operator.routes())
+        operator.sampler.setServiceParent(self)
+        service = build_admin_service(self.config.admin, self.context, routes, reactor=self.reactor)
+        service.setServiceParent(self)
+        return service
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
@@ -233,6 +272,8 @@ class Gateway(MultiService):
         try:
             if dlr.is_receipt(esm_class):
                 return await self._accept_receipt(carrier, pdu)
+            if c.TLV_USSD_SERVICE_OP in pdu.tlvs:
+                return await self._accept_ussd(carrier, pdu)
             return await self._accept_mo(carrier, pdu)
         except StoreUnavailable as exc:
             self.counters["mo_rejected"] += 1
@@ -331,6 +372,9 @@ class Gateway(MultiService):
     async def _process(self, inbound: Inbound) -> None:
         """Run the handler and commit its replies together with 'processed' (exactly once)."""
         assert self.router is not None and self.store is not None and self.queue is not None
+        if inbound.channel is Channel.USSD and self.ussd is not None:
+            await self._process_ussd(inbound)
+            return
         verdict = self.abuse.check(inbound, self.clock.seconds())
         replies: list[Reply] = []
         if verdict is Verdict.POLITE_LIMIT:
@@ -359,6 +403,35 @@ class Gateway(MultiService):
             self.abuse.replied(inbound.msisdn, now)
         for outbound in outbounds:
             self.queue.enqueue(outbound)
+
+    # -- USSD (smsgw/ussd/channel.py: variants, sessions, timeouts; the screen commits with the
+    # -- session step there, so here the MO is only marked processed) --------------------------
+
+    async def _accept_ussd(self, carrier: CarrierConfig, pdu: Pdu) -> int:
+        assert self.ussd is not None
+        status, inbound = await self.ussd.accept(carrier, pdu, self.clock.seconds())
+        if inbound is not None:
+            self.counters["mo"] += 1
+            self.carrier_counters[carrier.name, "mo_accepted"] += 1
+            self._spawn(self._process(inbound))
+        return status
+
+    async def _process_ussd(self, inbound: Inbound) -> None:
+        assert self.ussd is not None and self.store is not None
+        try:
+            await self.ussd.process(inbound)
+            await self.store.complete_mo(inbound.id, [])
+        except StoreUnavailable as exc:
+            # The MO stays 'received' and is taken again at the next start; the session step makes
+            # a replay harmless (smsgw/ussd/sessions.py).
+            log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))
+            return
+        except Exception:
+            log.exception("ussd_processing_failed", carrier=inbound.carrier, inbound_id=inbound.id)
+            return
+        self.counters["processed"] += 1
+        waited = max(0.0, self.clock.seconds() - inbound.received_at)
+        self.metrics.mo_processing.labels(inbound.carrier).observe(waited)
 
     def _mt_result(self, carrier: str, outbound: Any, result: str) -> None:
         if result == "sent":

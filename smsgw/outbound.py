@@ -37,6 +37,7 @@ from smsgw.smpp.pdu import Pdu
 from smsgw.smpp.session import ResponseTimeout, SessionClosed
 
 from smsgw.store import StoreUnavailable
+from smsgw.ussd.variants import UssdVariant, submit_tlvs
 
 if TYPE_CHECKING:
     from smsgw.config import CarrierConfig
@@ -49,6 +50,14 @@ log = get_logger(__name__)
 #: in as the queue drains, so a huge backlog (a carrier down for hours) costs disk, not RAM.
 MEMORY_HIGH_WATER = 5000
 REFILL_BATCH = 1000
+
+#: USSD screens (channel "ussd") skip the bulk queue, its paging and its TPS pacing: a person is
+#: looking at the handset. They still need a window slot, so bulk traffic leaves this many slots
+#: of each session's window free for them (none when the window is 1).
+USSD_RESERVED_SLOTS = 1
+#: After an ESME_RTHROTTLED on a USSD screen: try it again this soon (the USSD gateway's own budget).
+USSD_THROTTLE_RETRY_S = 0.1
+USSD_CHANNEL = "ussd"
 
 #: Backoff for temporary submit errors, per message: 1 s, 2 s, 4 s … capped.
 RETRY_BASE_S = 1.0
@@ -67,6 +76,7 @@ class _Job:
     outbound: "Outbound"
     parts: list[smstext.MessagePart]
     in_flight: set[int] = field(default_factory=set)
+    urgent: bool = False  # a USSD screen: its own lane, see USSD_RESERVED_SLOTS
 
     def next_part(self) -> smstext.MessagePart | None:
         sent = self.outbound.parts_sent
@@ -88,6 +98,7 @@ class SenderStats:
     retried: int = 0
     failed: int = 0
     expired: int = 0
+    ussd_submitted: int = 0  # included in `submitted`
 
 
 class CarrierSender:
@@ -114,6 +125,10 @@ class CarrierSender:
         self.paused = False
         self._rng = rng or random.Random()
         self._ready: deque[_Job] = deque()
+        # USSD lane: served before `_ready`, never paged out, not paced by TPS.
+        self._urgent: deque[_Job] = deque()
+        self._urgent_ids: dict[int, float] = {}  # USSD MTs held since start → their expiry
+        self._ussd = UssdVariant.of(config)
         self._retry: list[tuple[float, int, _Job]] = []
         self._tiebreak = itertools.count()
         self._wakeup: IDelayedCall | None = None
@@ -134,10 +149,11 @@ class CarrierSender:
 
     @property
     def depth(self) -> int:
-        return len(self._ready) + len(self._retry)
+        return len(self._ready) + len(self._retry) + len(self._urgent)
 
     def oldest_created_at(self) -> float | None:
         times = [job.outbound.created_at for job in self._ready]
+        times.extend(job.outbound.created_at for job in self._urgent)
         times.extend(job.outbound.created_at for _, _, job in self._retry)
         return min(times) if times else None
 
@@ -147,6 +163,10 @@ class CarrierSender:
         self._maybe_refill()
 
     def enqueue(self, outbound: "Outbound") -> None:
+        if outbound.channel == USSD_CHANNEL:
+            self._hold_urgent(outbound)
+            self.pump()
+            return
         if self._spilled and outbound.id > self._loaded_max_id:
             # Older MTs are still waiting in the store: this one queues behind them there.
             self._missed = True
@@ -168,6 +188,29 @@ class CarrierSender:
             return
         self._ready.append(_Job(outbound, parts))
 
+    def _hold_urgent(self, outbound: "Outbound") -> None:
+        """Put a USSD screen in its lane, as ONE submit_sm (a screen is never split)."""
+        now = self.clock.seconds()
+        held = self._urgent_ids
+        # Forget screens past their expiry: the store may page one in again (its 'sent' state not
+        # committed yet), and the pump then drops it as expired instead of sending it twice.
+        while held and next(iter(held.values())) < now - 1.0:
+            del held[next(iter(held))]
+        if outbound.id in held:
+            return
+        held[outbound.id] = outbound.expires_at
+        try:
+            data_coding, payload = smstext.encode_text(outbound.text, self.config.default_alphabet)
+            if len(payload) > 254:
+                raise ValueError(f"{len(payload)} octets do not fit one submit_sm")
+        except ValueError as exc:
+            self._final(_Job(outbound, [], urgent=True), "failed", f"cannot encode USSD screen: {exc}")
+            return
+        self._urgent.append(_Job(outbound, [smstext.MessagePart(data_coding, payload, 0, (), 1, 1)], urgent=True))
+
+    def _lane(self, job: _Job) -> deque[_Job]:
+        return self._urgent if job.urgent else self._ready
+
     def _maybe_refill(self) -> None:
         if self._spilled and not self._refilling and not self._stopping and self.depth < self.high_water // 2:
             self._refilling = True
@@ -184,7 +227,11 @@ class CarrierSender:
         finally:
             self._refilling = False
         for outbound in batch:
-            if outbound.id > self._loaded_max_id:
+            if outbound.channel == USSD_CHANNEL:
+                # A screen left from before a restart: its lane (dropped there if it expired).
+                self._loaded_max_id = max(self._loaded_max_id, outbound.id)
+                self._hold_urgent(outbound)
+            elif outbound.id > self._loaded_max_id:
                 self._hold(outbound)
         if len(batch) < self.refill_batch and not self._missed:
             self._spilled = False
@@ -196,6 +243,7 @@ class CarrierSender:
         self.connector.remove_state_listener(self._link_changed)
         self.config = config
         self.connector = connector
+        self._ussd = UssdVariant.of(config)
         self.rate.set_ceiling(config.tps)
         self._waiting_window = False
         connector.add_state_listener(self._link_changed)
@@ -244,19 +292,25 @@ class CarrierSender:
         retry = self._retry
         while retry and retry[0][0] <= now:
             _, _, job = heapq.heappop(retry)
-            self._ready.appendleft(job)
+            self._lane(job).appendleft(job)
         if retry:
             self._schedule(retry[0][0] - now)
         session = self.connector.transmitter()
         if session is None:
             return  # the connector's state listener calls us again once bound
+        if self._urgent and not self._pump_urgent(session, now):
+            return
         ready = self._ready
+        reserved = USSD_RESERVED_SLOTS if session.window > USSD_RESERVED_SLOTS else 0
         while ready:
-            if session.window_free <= 0:
+            free = session.window_free
+            if free <= 0:
                 if not self._waiting_window:
                     self._waiting_window = True
                     session.when_window_free().addBoth(self._window_freed)
                 return
+            if free <= reserved:
+                return  # the last slot(s) are the USSD lane's; our next response pumps again
             delay = self.rate.delay(now)
             if delay > 0:
                 self._schedule(delay)
@@ -279,6 +333,27 @@ class CarrierSender:
             if job.next_part() is None:
                 ready.popleft()
 
+    def _pump_urgent(self, session: Any, now: float) -> bool:
+        """Send USSD screens first, paced by nothing but the window; False when the window is full."""
+        urgent = self._urgent
+        while urgent:
+            if session.window_free <= 0:
+                if not self._waiting_window:
+                    self._waiting_window = True
+                    session.when_window_free().addBoth(self._window_freed)
+                return False
+            job = urgent.popleft()
+            if now >= job.outbound.expires_at:
+                self._final(job, "expired", "the USSD session timed out before the screen could be sent")
+                continue
+            part = job.parts[0]
+            job.in_flight.add(part.part_no)
+            self.stats.submitted += 1
+            self.stats.ussd_submitted += 1
+            d = session.send_request(self._submit_pdu(job.outbound, part))
+            d.addBoth(self._submit_done, job, part)
+        return True
+
     def _window_freed(self, result: Any) -> Any:
         self._waiting_window = False
         self.pump()
@@ -299,6 +374,11 @@ class CarrierSender:
             "data_coding": part.data_coding,
             "short_message": part.short_message,
         }
+        if outbound.channel == USSD_CHANNEL:
+            # A screen gets no delivery receipt; its TLVs continue or end the carrier's dialogue.
+            params["registered_delivery"] = 0
+            return Pdu(c.SUBMIT_SM, 0, c.ESME_ROK, params,
+                       submit_tlvs(self._ussd, outbound.session_id, outbound.end_session))
         return Pdu(c.SUBMIT_SM, 0, c.ESME_ROK, params, dict(part.tlvs))
 
     # -- responses --------------------------------------------------------------------
@@ -334,6 +414,11 @@ class CarrierSender:
             )
             if job.done and self._on_result is not None:
                 self._on_result(self.carrier, job.outbound, "sent")
+        elif status == c.ESME_RTHROTTLED and job.urgent:
+            # The USSD gateway's budget, not the SMS one: retry the screen shortly, bulk untouched.
+            self.stats.throttled += 1
+            heapq.heappush(self._retry, (now + USSD_THROTTLE_RETRY_S, next(self._tiebreak), job))
+            self._schedule(USSD_THROTTLE_RETRY_S)
         elif status == c.ESME_RTHROTTLED:
             self.stats.throttled += 1
             pause = self.rate.throttled(now)
@@ -349,8 +434,9 @@ class CarrierSender:
         self.pump()
 
     def _requeue_front(self, job: _Job) -> None:
-        if job not in self._ready:
-            self._ready.appendleft(job)
+        lane = self._lane(job)
+        if job not in lane:
+            lane.appendleft(job)
 
     def _temporary(self, job: _Job, now: float, reason: str) -> None:
         outbound = job.outbound
@@ -363,8 +449,9 @@ class CarrierSender:
         log.info("submit_retry", carrier=self.carrier, outbound_id=outbound.id, attempts=outbound.attempts,
                  reason=reason, delay_s=round(delay, 2))
         self._write(self.store.record_attempt(outbound.id, outbound.attempts, reason))
-        if job in self._ready:
-            self._ready.remove(job)
+        lane = self._lane(job)
+        if job in lane:
+            lane.remove(job)
         heapq.heappush(self._retry, (now + delay, next(self._tiebreak), job))
         self._schedule(delay)
 

@@ -96,6 +96,8 @@ def make_config(
         "carriers": tuple(carrier_list),
         "simulators": simulators,
         "routes": tuple(shipped.routes) + tuple(routes),
+        # The shipped admin API listens on a fixed port; tests take a free one (gateway.admin.port).
+        "admin": dataclasses.replace(shipped.admin, port=0),
     }
     values.update(gateway_overrides)
     return dataclasses.replace(shipped, **values)
@@ -190,7 +192,11 @@ async def start_stack(
         for s in config.simulators
     ]
     sims = await wait(start_simulators(specs, "127.0.0.1", 0, reactor=reactor, faults=faults))
-    chosen = all_features() if features is None else list(features)
+    # The shipped routes name the app's handlers, so its features are always there; a test's
+    # own features come on top, replacing an app feature of the same name (say, parking with a
+    # test inspector list).
+    given = list(features or ())
+    chosen = [f for f in all_features() if f.name not in {g.name for g in given}] + given
     gateway = _gateway(config, sims, chosen, service_clock)
     try:
         await gateway.start()
@@ -218,10 +224,19 @@ def write_process_config(tmp_path: Path, ports: Mapping[str, int], store_path: P
     for name, default in defaults.items():
         text = text.replace(f"port = {default}", f"port = {ports.get(name, 0)}")
     text = re.sub(r"(?m)^(\[control\](?:\n(?!\[).*)*?\nport = )\d+", rf"\g<1>{control_port}", text)
+    text = re.sub(r"(?m)^(\[admin\](?:\n(?!\[).*)*?\nport = )\d+", r"\g<1>0", text)
     path = tmp_path / "gateway.toml"
     path.write_text(text, encoding="utf-8")
     os.chmod(path, 0o600)
+    copy_feature_configs(tmp_path)
     return path
+
+
+def copy_feature_configs(folder: Path) -> None:
+    """Features read their files (parking.toml…) beside the gateway's config."""
+    for source in SHIPPED_CONFIG.parent.glob("*.toml"):
+        if source.name != SHIPPED_CONFIG.name and not (folder / source.name).exists():
+            (folder / source.name).write_bytes(source.read_bytes())
 
 
 def spawn_gateway(config_path: Path, log_path: Path, *extra: str) -> subprocess.Popen[bytes]:

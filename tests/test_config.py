@@ -87,7 +87,9 @@ def only_error(text: str, **kwargs: object) -> ConfigIssue:
 
 def test_shipped_config_loads() -> None:
     """The file in the repository is valid, with the handlers it names."""
-    config = load_config(SHIPPED, known_handlers=["help"])
+    from smsgw.app import load_checked_config
+
+    config = load_checked_config(str(SHIPPED))  # with every handler the features register
     assert isinstance(config, GatewayConfig)
     assert config.path == str(SHIPPED)
     assert [c.name for c in config.carriers] == ["omantel", "ooredoo", "friendi"]
@@ -101,7 +103,7 @@ def test_shipped_config_loads() -> None:
         assert (carrier.system_id, carrier.password) == (sim.system_id, sim.password)
         assert carrier.short_codes == ("90091", "90092")
     assert [s.port for s in config.simulators] == [12775, 12776, 12777]
-    (help_route,) = config.routes
+    help_route = config.routes[0]
     assert help_route.keyword == "HELP" and help_route.handler == "help"
     assert help_route.aliases == ("مساعدة", "H", "?") and help_route.short_codes == ()
 
@@ -581,3 +583,85 @@ def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "bom.toml"
     path.write_bytes(b"\xef\xbb\xbf" + BASE.encode())
     assert load_config(path).carrier("omantel").port == 12775
+
+
+# --- the admin API ([admin], [[admin.tokens]]) --------------------------------------------------------
+
+ADMIN = """
+[admin]
+host = "127.0.0.1"
+port = 12790
+
+[[admin.tokens]]
+name = "backoffice"
+token = "backoffice-token-0123456789"
+role = "admin"
+
+[[admin.tokens]]
+name = "monitoring"
+token = "monitoring-token-0123456789"
+role = "read-only"
+"""
+
+
+def test_shipped_admin_api() -> None:
+    """Enabled on loopback 12790 with a named admin and read-only token; tokens stay out of repr."""
+    admin = load_config(SHIPPED).admin
+    assert (admin.enabled, admin.host, admin.port) == (True, "127.0.0.1", 12790)
+    assert [(t.name, t.role) for t in admin.tokens] == [("backoffice", "admin"), ("monitoring", "read-only")]
+    assert all(t.token not in repr(load_config(SHIPPED)) for t in admin.tokens)
+
+
+def test_admin_api_is_off_without_a_section() -> None:
+    admin = parse_config(BASE, FILE).admin
+    assert admin.enabled is False and admin.tokens == ()
+    config = parse_config(BASE + ADMIN, FILE).admin
+    assert config.enabled and [t.name for t in config.tokens] == ["backoffice", "monitoring"]
+    assert parse_config(BASE + '[admin]\nenabled = false\n', FILE).admin.enabled is False
+
+
+ADMIN_CASES = [
+    ('host = "127.0.0.1"', 'host = "0.0.0.0"  # <-', "admin.host",
+     'must be a loopback address such as "127.0.0.1" or "::1" (the admin API has no TLS; put a reverse proxy in '
+     'front to reach it remotely), got "0.0.0.0"'),
+    ('host = "127.0.0.1"', 'host = "localhost"  # <-', "admin.host", "must be a loopback address"),
+    ("port = 12790", "port = 70000  # <-", "admin.port", "must be an integer between 0 and 65535, got 70000"),
+    ("port = 12790", "port = 12780  # <-", "admin.port", "12780 is already used by control.port (line 5)"),
+    ("port = 12790", "port = 12775  # <-", "admin.port", "12775 is already used by simulators.omantel.port (line 21)"),
+    ('role = "admin"', 'role = "root"  # <-', "admin.tokens[0].role",
+     'must be one of "read-only", "admin", got "root"'),
+    ('role = "read-only"', 'role = "readonly"  # <-', "admin.tokens[1].role", 'did you mean "read-only"?'),
+    ('name = "monitoring"', 'name = "backoffice"  # <-', "admin.tokens[1].name",
+     '"backoffice" is already the name of admin.tokens[0] (line 35)'),
+    ('name = "monitoring"', 'name = "Monitoring Team"  # <-', "admin.tokens[1].name",
+     "must use only lower-case letters, digits, _ and -"),
+    ('token = "monitoring-token-0123456789"', 'token = "backoffice-token-0123456789"  # <-', "admin.tokens[1].token",
+     "is the same token as admin.tokens[0] (line 36); every token must be unique"),
+    ('token = "monitoring-token-0123456789"', 'token = "short-secret"  # <-', "admin.tokens[1].token",
+     "must be at least 20 characters, got 12"),
+    ('token = "monitoring-token-0123456789"', 'token = "monitoring token 0123456789"  # <-', "admin.tokens[1].token",
+     "must be printable ASCII without spaces"),
+    ('token = "monitoring-token-0123456789"', "token = 12345678901234567890  # <-", "admin.tokens[1].token",
+     "must be a string, got a value of type integer"),
+    ('role = "read-only"', 'role = "read-only"\nscope = "all"  # <-', "admin.tokens[1].scope", "unknown key"),
+]
+
+
+@pytest.mark.parametrize("old, new, key, message", ADMIN_CASES, ids=[c[2] + ":" + c[1][:20] for c in ADMIN_CASES])
+def test_admin_errors(old: str, new: str, key: str, message: str) -> None:
+    text = (BASE + ADMIN)
+    # Replace in the admin part only (BASE has port and token-like lines of its own).
+    at = text.index("[admin]")
+    text = text[:at] + text[at:].replace(old, new, 1)
+    issue = only_error(text)
+    assert (issue.line, issue.key) == (marked_line(text), key), issue
+    assert message in issue.message, issue
+    for token in ("backoffice-token-0123456789", "monitoring-token-0123456789", "short-secret", "monitoring token"):
+        assert token not in str(issue)  # error output ends up in logs: never a token in it
+
+
+def test_admin_enabled_needs_a_token() -> None:
+    text = BASE + '\n[admin]  # <-\nenabled = true\n'
+    issue = only_error(text)
+    assert (issue.line, issue.key) == (marked_line(text), "admin.tokens")
+    assert issue.message == "at least one [[admin.tokens]] is required when the admin API is enabled"

@@ -97,6 +97,18 @@ TLV_ITS_SESSION_INFO = 0x1383
 
 SMPP_VERSION_34 = 0x34
 
+# ussd_service_op values (SMPP v3.4 section 5.3.2.44). The handset's side (indications,
+# confirms) arrives in deliver_sm; the application's side (requests, responses) goes in submit_sm.
+USSD_PSSD_INDICATION = 0x00
+USSD_PSSR_INDICATION = 0x01  # the handset dialled a service code: a dialogue starts
+USSD_USSR_REQUEST = 0x02  # a screen that expects an answer
+USSD_USSN_REQUEST = 0x03
+USSD_PSSD_RESPONSE = 0x10
+USSD_PSSR_RESPONSE = 0x11  # the final screen: the dialogue ends
+USSD_USSR_CONFIRM = 0x12  # the handset's answer to a USSR request
+USSD_USSN_CONFIRM = 0x13
+USSD_STANDARD_OPS = frozenset({0x00, 0x01, 0x02, 0x03, 0x10, 0x11, 0x12, 0x13})
+
 
 def is_response(command_id: int) -> bool:
     return bool(command_id & RESPONSE_BIT)
@@ -111,6 +123,6 @@ def status_name(status: int) -> str:
 
 def command_name(command_id: int) -> str:
     for name, value in globals().items():
-        if value == command_id and name.isupper() and not name.startswith(("ESME_", "TLV_", "DC_", "ESM_")):
+        if value == command_id and name.isupper() and not name.startswith(("ESME_", "TLV_", "DC_", "ESM_", "USSD_")):
             return name.lower()
     return f"0x{command_id:08X}"
