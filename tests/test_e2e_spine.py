@@ -311,3 +311,27 @@ async def test_large_backlog_is_paged_from_the_store_with_bounded_memory(tmp_pat
         assert sorted(m.msisdn for m in stack.smsc("omantel").handset_messages) == sorted([*msisdns, "96899999999"])
     finally:
         await stack.stop()
+
+
+@on_loop
+async def test_store_that_cannot_write_answers_0x64_raises_the_alarm_and_recovers(tmp_path: Path) -> None:
+    """The database refuses writes (as a full or read-only disk does): the MO is answered
+    ESME_RX_T_APPN (the carrier keeps it) and /metrics shows the alarm; once the store can
+    write again the redelivered MO is answered and processed."""
+    from smsgw.smpp import constants as c
+
+    stack = await start_stack(tmp_path, carriers=["omantel"])
+    try:
+        store = stack.gateway.store
+        await store.read(lambda conn: conn.execute("PRAGMA query_only = ON"))
+        smsc = stack.smsc("omantel")
+        since = len(smsc.handset_messages)
+        mo_id = smsc.inject_mo("96891230300", SHORT_CODE, "HELP")
+        await eventually(lambda: c.ESME_RX_T_APPN in smsc.mo(mo_id).statuses)
+        assert "smsgw_store_healthy 0.0" in stack.gateway.metrics.render().decode()
+        await store.read(lambda conn: conn.execute("PRAGMA query_only = OFF"))
+        await wait(smsc.wait_handset("96891230300", 1, since_index=since, timeout=15))  # after redelivery
+        assert smsc.mo(mo_id).acked
+        assert "smsgw_store_healthy 1.0" in stack.gateway.metrics.render().decode()
+    finally:
+        await stack.stop()
