@@ -52,7 +52,6 @@ from procs import (  # noqa: E402
     write_config,
 )
 
-
 #: As the chaos mix, but bookings of 300 minutes: their reminders (10 minutes before the end) fall
 #: after any soak, where the load runner would count them as second replies.
 SOAK_MIX = DEFAULT_MIX.replace("{plate} 30@", "{plate} 300@")

@@ -77,6 +77,7 @@ class _Job:
     parts: list[smstext.MessagePart]
     in_flight: set[int] = field(default_factory=set)
     urgent: bool = False  # a USSD screen: its own lane, see USSD_RESERVED_SLOTS
+    retry_scheduled: bool = False  # in the retry heap: several parts failing count one attempt
 
     def next_part(self) -> smstext.MessagePart | None:
         sent = self.outbound.parts_sent
@@ -292,6 +293,9 @@ class CarrierSender:
         retry = self._retry
         while retry and retry[0][0] <= now:
             _, _, job = heapq.heappop(retry)
+            job.retry_scheduled = False
+            if job.done:
+                continue  # a late "accepted" arrived while it waited: nothing left to resend
             self._lane(job).appendleft(job)
         if retry:
             self._schedule(retry[0][0] - now)
@@ -396,7 +400,11 @@ class CarrierSender:
                                 part=part.part_no)
                 self._requeue_front(job)
             elif result.check(ResponseTimeout):
-                self._temporary(job, now, "no submit_sm_resp within the response timeout")
+                # The carrier may still answer: a late "accepted" records the part as sent and
+                # cancels the resend; the retry waits at least one more timeout for it.
+                result.value.late.addCallback(self._late_response, job, part)
+                self._temporary(job, now, "no submit_sm_resp within the response timeout",
+                                min_delay=self.config.response_timeout_s)
             else:
                 log.error("submit_failed_unexpectedly", carrier=self.carrier, error=repr(result.value))
                 self._temporary(job, now, f"internal error: {result.getErrorMessage()}")
@@ -404,16 +412,7 @@ class CarrierSender:
             return
         status = result.status
         if status == c.ESME_ROK and result.command_id == c.SUBMIT_SM_RESP:
-            self.stats.accepted += 1
-            self.rate.succeeded()
-            raw_id = str(result.params.get("message_id", ""))
-            smsc_id = normalise_message_id(raw_id, self.config.resp_id_format)
-            job.outbound.parts_sent[part.part_no] = smsc_id
-            self._write(
-                self.store.record_part_sent(job.outbound.id, part.part_no, len(job.parts), smsc_id, raw_id, now)
-            )
-            if job.done and self._on_result is not None:
-                self._on_result(self.carrier, job.outbound, "sent")
+            self._accepted(job, part, result, now)
         elif status == c.ESME_RTHROTTLED and job.urgent:
             # The USSD gateway's budget, not the SMS one: retry the screen shortly, bulk untouched.
             self.stats.throttled += 1
@@ -433,16 +432,37 @@ class CarrierSender:
             self._final(job, "failed", f"carrier refused: {c.status_name(status)}")
         self.pump()
 
+    def _late_response(self, pdu: Pdu, job: _Job, part: smstext.MessagePart) -> None:
+        if pdu.status != c.ESME_ROK or pdu.command_id != c.SUBMIT_SM_RESP:
+            return  # refused after all: the scheduled retry stands
+        if part.part_no in job.outbound.parts_sent or part.part_no in job.in_flight:
+            return  # already resent; the carrier has it twice (the at-least-once window)
+        log.info("late_submit_accepted", carrier=self.carrier, outbound_id=job.outbound.id, part=part.part_no)
+        self._accepted(job, part, pdu, self.clock.seconds())
+        self.pump()
+
+    def _accepted(self, job: _Job, part: smstext.MessagePart, pdu: Pdu, now: float) -> None:
+        self.stats.accepted += 1
+        self.rate.succeeded()
+        raw_id = str(pdu.params.get("message_id", ""))
+        smsc_id = normalise_message_id(raw_id, self.config.resp_id_format)
+        job.outbound.parts_sent[part.part_no] = smsc_id
+        self._write(self.store.record_part_sent(job.outbound.id, part.part_no, len(job.parts), smsc_id, raw_id, now))
+        if job.done and self._on_result is not None:
+            self._on_result(self.carrier, job.outbound, "sent")
+
     def _requeue_front(self, job: _Job) -> None:
         lane = self._lane(job)
         if job not in lane:
             lane.appendleft(job)
 
-    def _temporary(self, job: _Job, now: float, reason: str) -> None:
+    def _temporary(self, job: _Job, now: float, reason: str, min_delay: float = 0.0) -> None:
+        if job.retry_scheduled:
+            return  # another part of the same MT already scheduled its retry
         outbound = job.outbound
         outbound.attempts += 1
         self.stats.retried += 1
-        delay = retry_delay(outbound.attempts, self._rng)
+        delay = max(retry_delay(outbound.attempts, self._rng), min_delay)
         if now + delay >= outbound.expires_at:
             self._final(job, "expired", f"validity period passed while retrying ({reason})")
             return
@@ -452,6 +472,7 @@ class CarrierSender:
         lane = self._lane(job)
         if job in lane:
             lane.remove(job)
+        job.retry_scheduled = True
         heapq.heappush(self._retry, (now + delay, next(self._tiebreak), job))
         self._schedule(delay)
 

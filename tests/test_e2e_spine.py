@@ -335,3 +335,20 @@ async def test_store_that_cannot_write_answers_0x64_raises_the_alarm_and_recover
         assert "smsgw_store_healthy 1.0" in stack.gateway.metrics.render().decode()
     finally:
         await stack.stop()
+
+
+@on_loop
+async def test_slow_smsc_late_response_is_not_resent(tmp_path: Path) -> None:
+    """The SMSC answers after our response timeout: its late 'accepted' records the reply as
+    sent and cancels the resend, so the handset gets it once."""
+    stack = await start_stack(tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"response_timeout_s": 0.5}},
+                              faults={"omantel": FaultPlan(response_delay_s=0.8)})
+    try:
+        await stack.send("omantel", "96891230400", SHORT_CODE, "HELP")
+        await asyncio.sleep(3.0)  # past every retry the timeout scheduled
+        assert len(stack.handset("omantel", "96891230400")) == 1
+        assert stack.smsc("omantel").counters["submits"] == 1
+        rows = await outbound_rows(stack)
+        assert rows[0][0] in ("sent", "delivered")
+    finally:
+        await stack.stop()

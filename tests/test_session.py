@@ -689,3 +689,35 @@ class UnbindUnboundTests(SessionTestMixin, SynchronousTestCase):
         self.successResultOf(d)
         self.assertTrue(self.transport.disconnecting)
         self.assertEqual(self.transport.value(), b"")
+
+
+def test_late_response_is_handed_back_through_the_timeout() -> None:
+    """A response arriving after the timeout fires the ResponseTimeout's `late` Deferred."""
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+
+    from smsgw.smpp import constants as c
+    from smsgw.smpp.pdu import Pdu, decode, encode
+    from smsgw.smpp.session import EsmeSession, ResponseTimeout
+
+    clock = Clock()
+    session = EsmeSession(carrier="t", system_id="s", password="p", clock=clock, response_timeout_s=1.0,
+                          on_deliver=lambda pdu: c.ESME_ROK)
+    transport = StringTransport()
+    session.makeConnection(transport)
+    session.bind()
+    bind = decode(transport.value())
+    transport.clear()
+    session.dataReceived(encode(Pdu(c.BIND_TRANSCEIVER_RESP, bind.sequence, 0, {"system_id": "SMSC"})))
+    failures: list = []
+    d = session.send_request(Pdu(c.SUBMIT_SM, 0, 0, {"source_addr": "90091", "destination_addr": "96891234567",
+                                                      "short_message": b"hi"}))
+    d.addErrback(failures.append)
+    sequence = decode(transport.value()).sequence
+    clock.advance(1.5)
+    [failure] = failures
+    assert failure.check(ResponseTimeout)
+    late: list = []
+    failure.value.late.addCallback(late.append)
+    session.dataReceived(encode(Pdu(c.SUBMIT_SM_RESP, sequence, 0, {"message_id": "abc"})))
+    assert [p.params["message_id"] for p in late] == ["abc"]

@@ -29,6 +29,9 @@ from smsgw.smpp.pdu import Pdu, PduError, decode, encode
 log = get_logger(__name__)
 
 _HEADER = struct.Struct(">IIII")
+#: How long after its timeout a response is still handed back to the caller, in multiples of
+#: response_timeout_s: a slow SMSC's "accepted" must stop the resend that would duplicate.
+LATE_RESPONSE_GRACE_FACTOR = 6.0
 # A successful deliver_sm_resp / data_sm_resp: header plus an empty message_id.
 _OK_RESP = struct.Struct(">IIIIB")
 
@@ -56,12 +59,18 @@ class BindRefused(SmppSessionError):
 
 
 class ResponseTimeout(SmppSessionError):
-    """No response arrived within response_timeout_s; the outcome is unknown."""
+    """No response arrived within response_timeout_s; the outcome is unknown.
 
-    def __init__(self, command_id: int, sequence: int) -> None:
+    `late` fires with the response if it still arrives on this link within the late-response
+    grace period (a slow SMSC that did accept the request), so the caller can stop a resend
+    that would duplicate the message. It never fires otherwise.
+    """
+
+    def __init__(self, command_id: int, sequence: int, late: "Deferred[Pdu] | None" = None) -> None:
         super().__init__(f"no response to {c.command_name(command_id)} seq {sequence}")
         self.command_id = command_id
         self.sequence = sequence
+        self.late: Deferred[Pdu] = late if late is not None else Deferred()
 
 
 class SessionClosed(SmppSessionError):
@@ -141,6 +150,9 @@ class EsmeSession(SmppFraming):
 
         # seq -> (deferred, deadline, counts_against_window, expected response command_id)
         self._pending: dict[int, tuple[Deferred[Pdu], float, bool, int]] = {}
+        # Timed-out requests whose response may still come: sequence → (late Deferred,
+        # expected response command_id, forget-after time).
+        self._late: dict[int, tuple[Deferred[Pdu], int, float]] = {}
         self._in_window = 0
         self._queue: deque[tuple[Pdu, Deferred[Pdu]]] = deque()
         self._window_waiters: list[Deferred[None]] = []
@@ -292,6 +304,7 @@ class EsmeSession(SmppFraming):
                 timer.cancel()
         self._timer = self._drain_timer = None
         pending, self._pending = self._pending, {}
+        self._late.clear()  # a response can no longer arrive on this link
         self._in_window = 0
         for d, _deadline, _windowed, _expected in pending.values():
             d.errback(SessionClosed("link lost with the request in flight", sent=True))
@@ -354,6 +367,12 @@ class EsmeSession(SmppFraming):
         entry = self._pending.get(sequence)
         command_id = pdu.command_id
         if entry is None:
+            late = self._late.pop(sequence, None)
+            if late is not None and command_id == late[1]:
+                self._log.info("late_response", command=c.command_name(command_id), sequence=sequence,
+                               handed_back=True)
+                late[0].callback(pdu)
+                return
             if command_id == c.GENERIC_NACK:
                 self._log.warning("generic_nack_unmatched", sequence=sequence, status=c.status_name(pdu.status))
             else:
@@ -509,6 +528,12 @@ class EsmeSession(SmppFraming):
         # survivor's deadline; the timer is re-aimed once, at the end.
         self._expiring = True
         now = self._clock.seconds()
+        # Forget late-response slots past their grace (oldest first: insertion order is age order).
+        while self._late:
+            sequence, (_d, _expected, until) = next(iter(self._late.items()))
+            if until > now:
+                break
+            del self._late[sequence]
         expired: list[int] = []
         for sequence, entry in self._pending.items():
             if entry[1] > now:
@@ -521,7 +546,9 @@ class EsmeSession(SmppFraming):
             d, _deadline, windowed, expected = entry
             if windowed:
                 self._release_slot()
-            d.errback(ResponseTimeout(expected & ~c.RESPONSE_BIT, sequence))
+            late: Deferred[Pdu] = Deferred()
+            self._late[sequence] = (late, expected, now + LATE_RESPONSE_GRACE_FACTOR * self.response_timeout_s)
+            d.errback(ResponseTimeout(expected & ~c.RESPONSE_BIT, sequence, late))
         self._expiring = False
         if self._pending and self._timer is None and not self._lost:
             head = next(iter(self._pending.values()))
