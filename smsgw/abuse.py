@@ -41,6 +41,7 @@ class AbuseConfig:
     alphanumeric_senders: str = "ignore"  # ignore | process
     foreign_senders: str = "process"  # process | ignore
     home_country_code: str = "968"
+    max_tracked: int = 50_000  # senders remembered at once; a spoofed-sender flood costs no more
 
 
 @dataclass
@@ -75,6 +76,10 @@ class AbuseGuard:
             return Verdict.ANSWER  # a dialogue's screens are answers the network asked for
         sender = self._senders.get(msisdn)
         if sender is None:
+            if len(self._senders) >= cfg.max_tracked:
+                # Forget the sender first seen longest ago (dicts keep insertion order): memory
+                # stays bounded whatever the number of distinct senders.
+                del self._senders[next(iter(self._senders))]
             sender = self._senders[msisdn] = _Sender()
         if now < sender.muted_until:
             return Verdict.SILENT

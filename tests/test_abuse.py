@@ -93,3 +93,11 @@ async def test_flooding_handset_gets_one_notice_then_silence(tmp_path: Path) -> 
         assert stored == 6
     finally:
         await stack.stop()
+
+
+def test_tracked_senders_are_capped() -> None:
+    """A flood of distinct (spoofed) senders never grows the state past max_tracked."""
+    guard = AbuseGuard(dataclasses.replace(Q, max_tracked=100))
+    for i in range(1000):
+        guard.check(mo(msisdn=f"9689{i:07d}"), float(i) / 1000)
+    assert len(guard) == 100
