@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,15 +38,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from carriers.control import control_request  # noqa: E402
+from scripts.procs import control, free_port, peak_rss_mb, stop_process  # noqa: E402
 
 CARRIERS = {"omantel": "omt_dev1", "ooredoo": "ord_dev1", "friendi": "frd_dev1"}
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_config(tmp: Path, ports: dict[str, int], control_port: int, tps: float, window: int) -> Path:
@@ -105,23 +99,6 @@ def paid_all_day(tmp: Path) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-def peak_rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
-
-
-def control(port: int, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    last: dict[str, Any] = {}
-    for event in control_request("127.0.0.1", port, request, timeout=timeout):
-        last = event
-        if event.get("event") == "error":
-            raise RuntimeError(event.get("message"))
-    return last
 
 
 def wait_bound(port: int, timeout: float = 20.0) -> None:
@@ -306,15 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
             rss = peak_rss_mb(gateway.pid)
         finally:
-            for proc in (gateway, sims):
-                if proc is not None and proc.poll() is None:
-                    proc.terminate()
-            for proc in (gateway, sims):
-                if proc is not None:
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+            stop_process(gateway)
+            stop_process(sims)
         figures = {
             "keyword": args.keyword,
             "mo_count": args.count,

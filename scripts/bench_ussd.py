@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import re
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,15 +40,11 @@ sys.path.insert(0, str(ROOT))
 
 from carriers.control import control_request
 from carriers.load import percentile
+from scripts.procs import free_port, stop_process
 
 CARRIERS = {"omantel": "omt_dev1", "ooredoo": "ord_dev1", "friendi": "frd_dev1"}
 TARGET_P99_MS = 50.0
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def bench_config(tmp: Path, ports: dict[str, int], control_port: int, tps: float) -> Path:
@@ -220,15 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             after = queued_sms(store)
             backlog = {**figures(backlog_rtts), "sms_queued_before": before, "sms_queued_after": after}
         finally:
-            for proc in (gateway, sims):
-                if proc is not None and proc.poll() is None:
-                    proc.terminate()
-            for proc in (gateway, sims):
-                if proc is not None:
-                    try:
-                        proc.wait(10)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
+            stop_process(gateway)
+            stop_process(sims)
         result = {
             "dialogues_per_run": args.dialogues,
             "handsets": args.handsets,

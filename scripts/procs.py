@@ -186,7 +186,7 @@ class Simulators:
         return control(self.control_port, request, timeout)
 
     def stop(self) -> None:
-        _stop(self.proc)
+        stop_process(self.proc)
 
 
 class GatewayProcess:
@@ -223,10 +223,11 @@ class GatewayProcess:
 
     def stop(self) -> int | None:
         """SIGTERM and wait for a clean exit; returns the exit status."""
-        return _stop(self.proc)
+        return stop_process(self.proc)
 
 
-def _stop(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> int | None:
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> int | None:
+    """SIGTERM, wait for a clean exit (SIGKILL after `timeout`); returns the exit status."""
     if proc is None:
         return None
     if proc.poll() is None:
