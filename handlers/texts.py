@@ -19,7 +19,8 @@ USAGE: dict[str, tuple[str, str]] = {
     "PARK": ("{kw} 1234AB 30: park 30 min", "{kw} 1234AB 30: وقوف 30 دقيقة"),
     "EXT": ("{kw} 30: 30 min more", "{kw} 30: 30 دقيقة إضافية"),
     "CANCEL": ("{kw}: cancel your ticket", "{kw}: إلغاء التذكرة"),
-    "MY": ("{kw}: your active tickets", "{kw}: تذاكرك الحالية"),
+    # MY is parking tickets on 90091 and open requests on 90092: worded for both.
+    "MY": ("{kw}: your tickets or requests", "{kw}: تذاكرك أو طلباتك"),
     "Y": ("{kw}: 30 min more after a reminder", "{kw}: 30 دقيقة إضافية بعد التذكير"),
     "CHECK": ("{kw} 1234AB: check a plate", "{kw} 1234AB: استعلام عن مركبة"),
     "STATUS": ("{kw} <ref>: request status", "{kw} <رقم الطلب>: حالة الطلب"),
