@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.procs import control, free_port, peak_rss_mb, stop_process  # noqa: E402
+from scripts.procs import spawn_simulators, control, free_port, peak_rss_mb, stop_process  # noqa: E402
 
 CARRIERS = {"omantel": "omt_dev1", "ooredoo": "ord_dev1", "friendi": "frd_dev1"}
 
@@ -229,14 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             (tmp / "transactions.toml").write_text(
                 (ROOT / "config" / "transactions.toml").read_text(encoding="utf-8"), encoding="utf-8")
             seeding = seed_transactions(tmp, config, args.transactions, counts)
-        sim_args = []
-        for name, password in CARRIERS.items():
-            sim_args += ["--sim", f"{name}:{ports[name]}:mm_smsgw:{password}:{args.tps}"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        sims = subprocess.Popen(
-            [sys.executable, "-m", "carriers", *sim_args, "--control-port", str(control_port), "--log-level", "warning"],
-            cwd=str(ROOT), env=env, stdout=open(tmp / "sims.log", "wb"), stderr=subprocess.STDOUT,
-        )
+        sims = spawn_simulators(ports, control_port, args.tps, tmp / "sims.log")
         gateway = None
         try:
             time.sleep(0.5)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from carriers.control import control_request
 from carriers.load import percentile
-from scripts.procs import free_port, stop_process
+from scripts.procs import spawn_simulators, free_port, stop_process
 
 CARRIERS = {"omantel": "omt_dev1", "ooredoo": "ord_dev1", "friendi": "frd_dev1"}
 TARGET_P99_MS = 50.0
@@ -179,14 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         ports = {name: free_port() for name in CARRIERS}
         control_port = free_port()
         config = bench_config(tmp, ports, control_port, args.tps)
-        sim_args = []
-        for name, password in CARRIERS.items():
-            sim_args += ["--sim", f"{name}:{ports[name]}:mm_smsgw:{password}:100000"]
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        sims = subprocess.Popen(
-            [sys.executable, "-m", "carriers", *sim_args, "--control-port", str(control_port), "--log-level", "warning"],
-            cwd=str(ROOT), env=env, stdout=open(tmp / "sims.log", "wb"), stderr=subprocess.STDOUT,
-        )
+        sims = spawn_simulators(ports, control_port, 100000, tmp / "sims.log")
         gateway = None
         try:
             time.sleep(0.5)

@@ -147,6 +147,21 @@ def peak_rss_mb(pid: int) -> float | None:
     return _proc_status_mb(pid, "VmHWM")
 
 
+def spawn_simulators(ports: Mapping[str, int], control_port: int, tps: float | None, log_path: Path,
+                     log_level: str = "warning") -> subprocess.Popen[bytes]:
+    """`python -m carriers` with the three carriers on `ports` and the control port; its log
+    goes to `log_path` (a pipe could fill and block it)."""
+    args: list[str] = []
+    for name, password in CARRIERS.items():
+        spec = f"{name}:{ports[name]}:mm_smsgw:{password}"
+        args += ["--sim", spec + (f":{tps}" if tps else "")]
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "carriers", *args, "--control-port", str(control_port), "--log-level", log_level],
+            cwd=str(ROOT), env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log_file, stderr=subprocess.STDOUT,
+        )
+
+
 class Simulators:
     """`python -m carriers` with the three carriers and a control port, in its own process."""
 
@@ -160,17 +175,7 @@ class Simulators:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        args: list[str] = []
-        for name, password in CARRIERS.items():
-            spec = f"{name}:{self.ports[name]}:mm_smsgw:{password}"
-            args += ["--sim", spec + (f":{self.tps}" if self.tps else "")]
-        with open(self.log_path, "ab") as log_file:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "carriers", *args, "--control-port", str(self.control_port),
-                 "--log-level", self.log_level],
-                cwd=str(ROOT), env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
+        self.proc = spawn_simulators(self.ports, self.control_port, self.tps, self.log_path, self.log_level)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
