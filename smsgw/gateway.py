@@ -116,20 +116,29 @@ class Gateway(MultiService):
             cfg.store_path, clock=self.clock.seconds,
             components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
+        try:
+            await self._start_on(self.store)
+        except BaseException:
+            # A feature's config error, say: close the store, or its thread keeps the process alive.
+            await self.store.close()
+            raise
+
+    async def _start_on(self, store: Store) -> None:
+        cfg = self.config
         senders: dict[str, CarrierSender] = {}
         for name, carrier in self.carriers.items():
             connector = self._connector(carrier)
-            senders[name] = CarrierSender(carrier, connector, self.store, self.clock, on_result=self._mt_result)
+            senders[name] = CarrierSender(carrier, connector, store, self.clock, on_result=self._mt_result)
         self.queue = OutboundQueue(senders)
         self.context = ServiceContext(
-            store=self.store, clock=self.service_clock, send=self.send, enqueue=self.queue.enqueue,
+            store=store, clock=self.service_clock, send=self.send, enqueue=self.queue.enqueue,
             # Validity is counted by the clock the queue expires by, not by business time.
             new_mt=lambda reply, kind: self._draft(reply, None, self.clock.seconds(), kind),
             config_dir=Path(cfg.path).resolve().parent if cfg.path else Path.cwd(),
             short_codes={name: carrier.short_codes for name, carrier in self.carriers.items()},
         )
         handlers = {name: factory(self.context) for f in self.features for name, factory in f.handlers.items()}
-        self.route_overrides = await RouteOverrides.load(self.store)
+        self.route_overrides = await RouteOverrides.load(store)
         self.router = Router(self.route_overrides.apply(cfg.routes), handlers)
         for feature in self.features:
             if feature.services is not None:
@@ -137,13 +146,13 @@ class Gateway(MultiService):
                     service.setServiceParent(self)
         self.admin = self._admin_service(handlers)
         # USSD dialogues: the app is the handler a feature registers as "ussd" (none: "not offered").
-        self.ussd = UssdChannel(self.store, self.clock, lambda: self.carriers, self.queue.enqueue,
+        self.ussd = UssdChannel(store, self.clock, lambda: self.carriers, self.queue.enqueue,
                                 find_app(handlers))
         self.ussd.setServiceParent(self)
-        backlog = (await self.store.counts()).get("mt_queued", 0)
+        backlog = (await store.counts()).get("mt_queued", 0)
         for sender in senders.values():
             sender.load_backlog()
-        unprocessed = await self.store.unprocessed_mos()
+        unprocessed = await store.unprocessed_mos()
         for inbound in unprocessed:
             self._spawn(self._process(inbound))
         self.accepting = True

@@ -352,3 +352,32 @@ async def test_slow_smsc_late_response_is_not_resent(tmp_path: Path) -> None:
         assert rows[0][0] in ("sent", "delivered")
     finally:
         await stack.stop()
+
+
+@on_loop
+async def test_a_feature_config_error_at_start_closes_the_store(tmp_path: Path) -> None:
+    """A broken transactions.toml stops the start with the file, line and key named, and the
+    store is closed again: its thread would otherwise keep the failed process from exiting."""
+    import threading
+
+    from twisted.internet import reactor
+
+    from handlers import transactions
+    from smsgw.gateway import Gateway
+    from smsgw.store import StoreClosed
+    from smsgw.tomlcheck import ConfigError
+    from tests.stack import ROOT, make_config
+
+    shipped = (ROOT / "config" / "transactions.toml").read_text(encoding="utf-8")
+    broken = shipped.replace('default_carrier = "omantel"', 'default_carrier = "nawras"', 1)
+    assert broken != shipped
+    (tmp_path / "transactions.toml").write_text(broken, encoding="utf-8")
+    config = make_config(tmp_path, carriers=["omantel"], path=str(tmp_path / "gateway.toml"))
+    threads_before = set(threading.enumerate())
+    gateway = Gateway(config, [transactions.FEATURE], reactor=reactor)
+    with pytest.raises(ConfigError, match=r"transactions\.toml:\d+: notifications\.default_carrier"):
+        await gateway.start()
+    assert gateway.store is not None
+    with pytest.raises(StoreClosed):
+        await gateway.store.counts()
+    await eventually(lambda: set(threading.enumerate()) <= threads_before)
