@@ -129,6 +129,7 @@ class CarrierConfig:
     ussd_abort_op: int | None = None  # the vendor ussd_service_op value meaning "hung up"
     ussd_abort_tlv: int | None = None  # the vendor TLV whose presence means "hung up"
     ussd_timeout_s: float = 180.0  # a dialogue idle this long is released, the network told
+    ussd_tps: float = 100.0  # USSD screens per second we send, at most (the USSD gateway's own budget)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -469,6 +470,7 @@ def _ussd_settings(t: _Table) -> dict[str, Any]:
         "ussd_abort_tlv": _tlv_tag(t, "ussd_abort_tlv", "signal a USSD hang-up"),
         # Networks give up on a silent dialogue after about three minutes; ten is surely a typo.
         "ussd_timeout_s": t.number("ussd_timeout_s", 180.0, hi=600),
+        "ussd_tps": t.number("ussd_tps", 100.0, hi=100_000),
     }
 
 

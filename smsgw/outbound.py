@@ -2,7 +2,8 @@
 
 Every MT reaching this module is already a committed row in the store.  One
 `CarrierSender` per carrier paces submits by the carrier's TPS (sliding window,
-adaptive on ESME_RTHROTTLED) and the session's request window, and turns each
+adaptive on ESME_RTHROTTLED) and the session's request window, USSD screens by the
+carrier's USSD budget (a token bucket, in a lane of their own), and turns each
 submit_sm_resp into a store update.  Nothing here waits on a timer while there is
 work it may do: throttles pause the carrier for a fraction of a second, temporary
 errors park only the message concerned in a retry heap, and the rest keep flowing.
@@ -11,7 +12,10 @@ Delivery semantics from the gateway's side: a part is re-sent only if no
 submit_sm_resp 0 was recorded for it, so a restart or a dropped bind resends only what
 the carrier never acknowledged.  The one window where a duplicate is possible is a
 crash (or link loss) after the carrier accepted a part and before its response reached
-the store; that is the documented at-least-once window.
+the store; that is the documented at-least-once window.  Link loss includes the links
+we drop ourselves: an SMSC that stops answering (no submit_sm_resp, no enquire_link_resp)
+may still take what it had read, once it recovers, after we resent it on a new bind.
+Those parts are logged as `submit_outcome_unknown`.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from twisted.python.failure import Failure
 from smsgw import text as smstext
 from smsgw.dlr import normalise_message_id
 from smsgw.log import get_logger, mask_msisdn
-from smsgw.ratelimit import AdaptiveRate
+from smsgw.ratelimit import AdaptiveRate, TokenBucket
 from smsgw.smpp import constants as c
 from smsgw.smpp.pdu import Pdu
 from smsgw.smpp.session import ResponseTimeout, SessionClosed
@@ -55,8 +59,8 @@ REFILL_BATCH = 1000
 #: looking at the handset. They still need a window slot, so bulk traffic leaves this many slots
 #: of each session's window free for them (none when the window is 1).
 USSD_RESERVED_SLOTS = 1
-#: After an ESME_RTHROTTLED on a USSD screen: try it again this soon (the USSD gateway's own budget).
-USSD_THROTTLE_RETRY_S = 0.1
+#: Longest pause of the USSD lane while the USSD gateway keeps refusing screens (ESME_RTHROTTLED).
+USSD_THROTTLE_MAX_PAUSE_S = 0.1
 USSD_CHANNEL = "ussd"
 
 #: Backoff for temporary submit errors, per message: 1 s, 2 s, 4 s … capped.
@@ -122,11 +126,14 @@ class CarrierSender:
         self.store = store
         self.clock = clock
         self.rate = AdaptiveRate(config.tps)
+        # The USSD gateway polices its own budget: screens are paced to it, apart from SMS.
+        self.ussd_rate = TokenBucket(config.ussd_tps)
+        self._ussd_pause = 0.0  # after a USSD throttle; doubles while they keep coming
         self.stats = SenderStats()
         self.paused = False
         self._rng = rng or random.Random()
         self._ready: deque[_Job] = deque()
-        # USSD lane: served before `_ready`, never paged out, not paced by TPS.
+        # USSD lane: served before `_ready`, never paged out, paced by `ussd_rate`, not the SMS TPS.
         self._urgent: deque[_Job] = deque()
         self._urgent_ids: dict[int, float] = {}  # USSD MTs held since start → their expiry
         self._ussd = UssdVariant.of(config)
@@ -246,6 +253,7 @@ class CarrierSender:
         self.connector = connector
         self._ussd = UssdVariant.of(config)
         self.rate.set_ceiling(config.tps)
+        self.ussd_rate.set_rate(config.ussd_tps)
         self._waiting_window = False
         connector.add_state_listener(self._link_changed)
         self.pump()
@@ -338,7 +346,7 @@ class CarrierSender:
                 ready.popleft()
 
     def _pump_urgent(self, session: Any, now: float) -> bool:
-        """Send USSD screens first, paced by nothing but the window; False when the window is full."""
+        """Send USSD screens first, paced by the USSD budget only; False when the window is full."""
         urgent = self._urgent
         while urgent:
             if session.window_free <= 0:
@@ -346,6 +354,10 @@ class CarrierSender:
                     self._waiting_window = True
                     session.when_window_free().addBoth(self._window_freed)
                 return False
+            delay = self.ussd_rate.delay(now)
+            if delay > 0:
+                self._schedule(delay)
+                return True  # the SMS budget is a separate one: bulk may still go
             job = urgent.popleft()
             if now >= job.outbound.expires_at:
                 self._final(job, "expired", "the USSD session timed out before the screen could be sent")
@@ -354,6 +366,7 @@ class CarrierSender:
             job.in_flight.add(part.part_no)
             self.stats.submitted += 1
             self.stats.ussd_submitted += 1
+            self.ussd_rate.take(now)
             d = session.send_request(self._submit_pdu(job.outbound, part))
             d.addBoth(self._submit_done, job, part)
         return True
@@ -414,10 +427,13 @@ class CarrierSender:
         if status == c.ESME_ROK and result.command_id == c.SUBMIT_SM_RESP:
             self._accepted(job, part, result, now)
         elif status == c.ESME_RTHROTTLED and job.urgent:
-            # The USSD gateway's budget, not the SMS one: retry the screen shortly, bulk untouched.
+            # The USSD gateway's budget, not the SMS one: the screen goes first again once the
+            # emptied USSD bucket lets one through, 1/ussd_tps later, longer while refusals keep
+            # coming (a storm); bulk untouched.
             self.stats.throttled += 1
-            heapq.heappush(self._retry, (now + USSD_THROTTLE_RETRY_S, next(self._tiebreak), job))
-            self._schedule(USSD_THROTTLE_RETRY_S)
+            self._ussd_pause = min(USSD_THROTTLE_MAX_PAUSE_S, max(1.0 / self.ussd_rate.rate, self._ussd_pause * 2))
+            self.ussd_rate.empty(now, self._ussd_pause)
+            self._urgent.appendleft(job)
         elif status == c.ESME_RTHROTTLED:
             self.stats.throttled += 1
             pause = self.rate.throttled(now)
@@ -443,7 +459,10 @@ class CarrierSender:
 
     def _accepted(self, job: _Job, part: smstext.MessagePart, pdu: Pdu, now: float) -> None:
         self.stats.accepted += 1
-        self.rate.succeeded()
+        if job.urgent:
+            self._ussd_pause = 0.0
+        else:
+            self.rate.succeeded()
         raw_id = str(pdu.params.get("message_id", ""))
         smsc_id = normalise_message_id(raw_id, self.config.resp_id_format)
         job.outbound.parts_sent[part.part_no] = smsc_id

@@ -1,7 +1,9 @@
 """Send-rate limiting for one carrier link.
 
 `SlidingWindowLimiter` is exact: never more than `rate` sends in any one-second window,
-which is how carriers word their TPS contracts.  `AdaptiveRate` sits on top of it and
+which is how carriers word their TPS contracts.  `TokenBucket` paces a lane that must not
+stall (USSD screens): a burst, then an even flow, never a pause until a window slides by.
+`AdaptiveRate` sits on top of it and
 backs off when the carrier says ESME_RTHROTTLED (its real limit is lower than the one we
 were given) and creeps back up as submits succeed, so one throttle costs a short pause,
 never minutes of an idle link.
@@ -99,3 +101,52 @@ class AdaptiveRate:
         self.ceiling = ceiling
         self.current = min(self.current, ceiling) if self.current else ceiling
         self.limiter.set_rate(self.current)
+
+
+class TokenBucket:
+    """`rate` events per second with bursts of up to `burst` (default: one second's worth).
+
+    The shape most SMSCs use to police a TPS contract, so staying inside our own copy, set a
+    little below the carrier's, keeps us from being throttled.  Unlike a sliding window, a full
+    bucket never makes the next event wait for a whole second, only for 1/rate.
+    """
+
+    __slots__ = ("rate", "burst", "_tokens", "_last")
+
+    def __init__(self, rate: float, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else rate)
+        self._tokens = self.burst
+        self._last: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self._last is not None and now > self._last:
+            self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
+        if self._last is None or now > self._last:
+            self._last = now
+
+    def delay(self, now: float) -> float:
+        """Seconds until one more event is allowed (0.0: allowed now)."""
+        self._refill(now)
+        # The epsilon: waiting the computed delay must make the next call say "now", whatever
+        # the rounding of now + delay.
+        return 0.0 if self._tokens >= 1.0 - 1e-9 else (1.0 - self._tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self._tokens -= 1.0
+
+    def empty(self, now: float, pause: float = 0.0) -> None:
+        """The policer said we are over its limit: assume its bucket is empty, as ours now is,
+        and (`pause`) let nothing through for that long at least."""
+        self._refill(now)
+        self._tokens = min(self._tokens, 0.0, 1.0 - pause * self.rate)
+
+    def set_rate(self, rate: float, burst: float | None = None) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else rate)
+        self._tokens = min(self._tokens, self.burst)

@@ -1,10 +1,13 @@
-"""Send-rate limiting: exact per-second windows and back-off on ESME_RTHROTTLED."""
+"""Send-rate limiting: exact per-second windows, token-bucket pacing and back-off on ESME_RTHROTTLED."""
 
 from __future__ import annotations
 
 import pytest
 
-from smsgw.ratelimit import AdaptiveRate, SlidingWindowLimiter
+from twisted.internet.task import Clock
+
+from carriers.smsc import TokenBucket as CarrierPolicer
+from smsgw.ratelimit import AdaptiveRate, SlidingWindowLimiter, TokenBucket
 
 
 def drive(limiter: SlidingWindowLimiter, until: float, step: float = 0.001) -> list[float]:
@@ -56,3 +59,81 @@ def test_successes_restore_the_configured_rate() -> None:
     for _ in range(100):
         rate.succeeded()
     assert rate.current == 100
+
+
+# -- TokenBucket: the USSD lane's pacing ------------------------------------------------------
+
+
+def test_bucket_allows_its_burst_then_one_per_interval() -> None:
+    bucket = TokenBucket(10.0)
+    for _ in range(10):
+        assert bucket.delay(0.0) == 0.0
+        bucket.take(0.0)
+    assert bucket.delay(0.0) == pytest.approx(0.1)
+    assert bucket.delay(0.05) == pytest.approx(0.05)
+    assert bucket.delay(0.1) == 0.0  # a full bucket costs 1/rate, not a sliding second
+
+
+def test_bucket_refills_only_up_to_its_burst() -> None:
+    bucket = TokenBucket(10.0, burst=3)
+    bucket.delay(0.0)
+    for _ in range(3):
+        bucket.take(100.0)
+    assert bucket.delay(100.0) == pytest.approx(0.1)
+
+
+def test_bucket_emptied_by_a_throttle_waits_one_interval() -> None:
+    bucket = TokenBucket(50.0)
+    bucket.take(0.0)
+    bucket.empty(0.0)
+    assert bucket.delay(0.0) == pytest.approx(0.02)
+
+
+def test_bucket_emptied_with_a_pause_waits_that_long() -> None:
+    bucket = TokenBucket(100.0)
+    bucket.empty(0.0, pause=0.08)
+    assert bucket.delay(0.0) == pytest.approx(0.08)
+    assert bucket.delay(0.08) == 0.0
+
+
+def test_bucket_rate_change_keeps_the_tokens_within_the_new_burst() -> None:
+    bucket = TokenBucket(100.0)
+    bucket.delay(0.0)
+    bucket.set_rate(5.0)
+    for _ in range(5):
+        bucket.take(0.0)
+    assert bucket.delay(0.0) == pytest.approx(0.2)
+    with pytest.raises(ValueError):
+        bucket.set_rate(0)
+
+
+@pytest.mark.parametrize(("ours", "theirs"), [(90.0, 100.0), (450.0, 500.0), (9.0, 10.0)])
+def test_pacing_just_below_the_carriers_policer_is_never_throttled(ours: float, theirs: float) -> None:
+    """Sending as fast as our bucket allows for 10 s, the carrier's bucket (the simulator's,
+    burst of one second's worth) takes every one; with ours above theirs it would refuse some."""
+    clock = Clock()
+    policer = CarrierPolicer(theirs, clock)
+    bucket = TokenBucket(ours)
+    sent = refused = 0
+    while clock.seconds() < 10.0:
+        delay = bucket.delay(clock.seconds())
+        if delay > 0:
+            clock.advance(delay)
+            continue
+        bucket.take(clock.seconds())
+        sent += 1
+        refused += not policer.take()
+    assert refused == 0
+    assert sent >= ours * 10  # the budget is used, not wasted
+
+    clock = Clock()
+    policer, bucket = CarrierPolicer(theirs, clock), TokenBucket(theirs * 1.5)
+    refused = 0
+    while clock.seconds() < 10.0:
+        delay = bucket.delay(clock.seconds())
+        if delay > 0:
+            clock.advance(delay)
+            continue
+        bucket.take(clock.seconds())
+        refused += not policer.take()
+    assert refused > 0
