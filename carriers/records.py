@@ -38,6 +38,8 @@ class MtRecord:
     concat: Concat | None
     #: The receipt stat decided when it was accepted (FaultPlan.dlr_state at that moment).
     outcome: str
+    #: Which ESME connection it came on (the SMSC numbers them from 1 as they connect).
+    link: int = 0
 
 
 @dataclass(frozen=True)

@@ -104,6 +104,7 @@ class SmscProtocol(SmppFraming):
 
     def __init__(self, smsc: Smsc) -> None:
         self.smsc = smsc
+        self.link = 0  # the SMSC's number for this connection, given when it connects
         self.mode: str | None = None  # "tx" | "rx" | "trx" once bound
         self.unbinding = False
         self.peer = ""
@@ -397,7 +398,7 @@ class SmscProtocol(SmppFraming):
         if status == c.ESME_ROK and ussd:
             status, message_id, dialogue = smsc.ussd.accept_submit(pdu)
         elif status == c.ESME_ROK:
-            status, mt = smsc._accept_submit(pdu)
+            status, mt = smsc._accept_submit(pdu, self.link)
             message_id = mt.message_id if mt is not None else None
         if status != c.ESME_ROK:
             smsc.counters["rejected"] += 1
@@ -539,6 +540,9 @@ class Smsc:
         self.factory = _SmscFactory(self)
         self.port: IListeningPort | None = None
         self.sessions: list[SmscProtocol] = []
+        self._links = 0
+        #: ESME connections that ended: their number → when (records() reports them).
+        self.links_lost: dict[int, float] = {}
         self.handset = Handset(profile.default_alphabet)
         #: Handsets' USSD dialogues (carriers/ussd.py), with the USSD gateway's own submit budget.
         self.ussd = UssdCentre(self, TokenBucket(profile.ussd_tps_limit, self.clock))
@@ -612,10 +616,13 @@ class Smsc:
         self._timers.add(call)
 
     def _session_connected(self, session: SmscProtocol) -> None:
+        self._links += 1
+        session.link = self._links
         self.sessions.append(session)
         log.info("esme_connected", carrier=self.name, peer=session.peer)
 
     def _session_lost(self, session: SmscProtocol, unanswered: list[_Delivery]) -> None:
+        self.links_lost[session.link] = self.clock.seconds()
         if session in self.sessions:
             self.sessions.remove(session)
         log.info("esme_disconnected", carrier=self.name, peer=session.peer, mode=session.mode,
@@ -632,7 +639,7 @@ class Smsc:
         self._number += 1
         return self._number
 
-    def _accept_submit(self, pdu: Pdu) -> tuple[int, MtRecord | None]:
+    def _accept_submit(self, pdu: Pdu, link: int = 0) -> tuple[int, MtRecord | None]:
         """Validate a submit_sm as the carrier would; record it if it is accepted."""
         params = pdu.params
         dest = params.get("destination_addr", "")
@@ -675,6 +682,7 @@ class Smsc:
             payload=payload,
             concat=concat,
             outcome=self.faults.dlr_state,
+            link=link,
         )
         self.mts.append(mt)
         self._mt_by_number[number] = mt
@@ -998,6 +1006,7 @@ class Smsc:
     def reset_records(self) -> None:
         """Forget what was recorded (after a load run); sessions and queued deliveries are kept."""
         self.mts.clear()
+        self.links_lost.clear()
         self.submit_times.clear()
         self.dlrs.clear()
         self.handset_messages.clear()
@@ -1027,9 +1036,11 @@ class Smsc:
             "mts": [
                 {"message_id": mt.message_id, "to": mt.dest, "from": mt.source, "received_at": mt.received_at,
                  "part": None if mt.concat is None else [mt.concat.seq, mt.concat.total],
-                 "digest": _submit_digest(mt), "outcome": mt.outcome}
+                 "digest": _submit_digest(mt), "outcome": mt.outcome, "link": mt.link}
                 for mt in self.mts
             ],
+            # A part accepted on a link that later ended may have had its response lost with it.
+            "links_lost": {str(link): at for link, at in self.links_lost.items()},
             "handset": [
                 {"msisdn": m.msisdn, "from": m.source, "text": m.text, "parts": m.parts,
                  "received_at": m.received_at, "message_ids": list(m.message_ids)}

@@ -25,9 +25,11 @@ checks, from the simulators' own records and the gateway's store (read-only):
     (accounted from the store's outbound.reason);
   * duplicates: submit_sm parts the carrier accepted twice, each attributed to the fault that opened
     the window: a kill -9 between the carrier's accept and the gateway's commit of the response, or
-    a link lost before the response (the at-least-once windows smsgw/outbound.py documents); a
-    response that came after the response timeout (the gateway resends; not documented as a window,
-    so it counts against the run); anything else is unexplained, a bug to chase;
+    a link lost before the response, whichever side dropped it (the at-least-once windows
+    smsgw/outbound.py documents; the carrier's records tell on which connection each copy came
+    and which connections ended); a response that came after the response timeout on a link
+    still up (the gateway must take it late and not resend: not a window, so it counts against
+    the run); anything else is unexplained, a bug to chase;
   * no charge recorded twice (a parking ledger, when the store has one).
 
 phantom_sends counts MTs the store marks failed although the carrier had accepted an earlier copy
@@ -350,20 +352,29 @@ class Chaos:
 KILL_WINDOW_S = 5.0
 
 
-def cause_of(copy_at: float, kept_at: float, carrier: str, chaos: Chaos) -> tuple[str, float | None]:
-    """Which injected fault opened the window in which one part was accepted twice, and for a kill,
-    how long after the first accept it came.
+def cause_of(copy: dict[str, Any], kept: dict[str, Any], carrier: str, chaos: Chaos,
+             links_lost: dict[str, float]) -> tuple[str, float | None]:
+    """Which fault opened the window in which one part was accepted twice, and for a kill, how
+    long after the first accept it came.
 
-    `copy_at`: when the carrier accepted the copy the store does not know; `kept_at`: the one it
-    does. They are accept times, not send times: an SMSC that stopped reading may accept, once it
+    `copy`: the carrier's record of the copy the store does not know; `kept`: of the one it does.
+    Their times are accept times, not send times: an SMSC that stopped reading may accept, once it
     reads again, a submit from a link the gateway has already given up on, after the resend.
+    `links_lost`: the carrier's own record of which of its ESME connections ended, and when.
     """
+    copy_at, kept_at = copy["received_at"], kept["received_at"]
     low, high = min(copy_at, kept_at), max(copy_at, kept_at)
     late_answer = any(w.label in LATE_ANSWER_FAULTS and w.carrier == carrier
                       and w.start <= t <= w.end + 1.0 for w in chaos.windows for t in (low, high))
     kills = [k.at - low for k in chaos.kills if low <= k.at <= high]
     if kills and (min(kills) <= KILL_WINDOW_S or late_answer):
         return "kill_between_accept_and_store", min(kills)
+    # The copy came on a connection that then ended, the resend on another: the gateway resends
+    # on a new link only what the old one never answered, and an answer written on a live link
+    # would have reached it. So the answer was lost with the link: that window, whoever dropped
+    # it (the gateway gives up on a hung SMSC's link by itself).
+    if copy.get("link") != kept.get("link") and str(copy.get("link")) in links_lost:
+        return "link_lost_before_response", None
     if any(low <= t <= high and c == carrier for t, c in chaos.drops) or any(
         w.label.startswith("drop_after_submits") and w.carrier == carrier and w.start <= high and low <= w.end
         for w in chaos.windows
@@ -463,7 +474,7 @@ def account(chaos: Chaos, injected: list[InjectedMo], records: dict[str, Any]) -
             for mt in copies:
                 if mt is kept or (name, mt["message_id"]) in recorded_ids:
                     continue
-                cause, kill_gap = cause_of(mt["received_at"], kept["received_at"], name, chaos)
+                cause, kill_gap = cause_of(mt, kept, name, chaos, rec.get("links_lost", {}))
                 duplicates[cause] += 1
                 if kill_gap is not None:
                     kill_gaps.append(kill_gap)

@@ -74,6 +74,30 @@ async def test_hung_smsc_answers_nothing_until_it_recovers(harness: Harness) -> 
 
 
 @pytest_twisted.ensureDeferred
+async def test_records_tell_which_link_a_part_came_on_and_which_links_ended(harness: Harness) -> None:
+    """The hung SMSC's own account of the gateway's unknown-outcome window: the ESME gives up on
+    the silent link and resends on a new one; once the SMSC reads again it still takes the first
+    copy. Its records show the two copies on links 1 and 2, and link 1 ended."""
+    smsc = await harness.smsc("omantel")
+    first = await harness.bound(smsc)
+    smsc.faults.update(hung=True)
+    first.submit(MSISDN, b"parking booked")
+    await task.deferLater(reactor, 0.2, lambda: None)
+    first.transport.loseConnection()  # what the gateway does with a link that stopped answering
+    smsc.faults.update(hung=False)
+    second = await harness.bound(smsc)
+    resend = await second.submit(MSISDN, b"parking booked").addTimeout(WAIT, reactor)
+    assert resend.status == c.ESME_ROK
+    deadline = time.monotonic() + WAIT
+    while len(smsc.mts) < 2 and time.monotonic() < deadline:
+        await task.deferLater(reactor, 0.02, lambda: None)
+    records = smsc.records()
+    assert sorted(mt["link"] for mt in records["mts"]) == [1, 2]
+    assert len({mt["digest"] for mt in records["mts"]}) == 1
+    assert list(records["links_lost"]) == ["1"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_slow_reader_paces_what_it_reads(harness: Harness) -> None:
     """read_bytes_per_s=4000: about 10 kB of submits take a couple of seconds to be read, not
     milliseconds, and every one is still answered."""
