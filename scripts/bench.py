@@ -38,7 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.procs import spawn_simulators, control, free_port, peak_rss_mb, stop_process  # noqa: E402
+from scripts.procs import control, free_port, peak_rss_mb, require_bound, spawn_simulators, stop_process  # noqa: E402
 
 CARRIERS = {"omantel": "omt_dev1", "ooredoo": "ord_dev1", "friendi": "frd_dev1"}
 
@@ -99,20 +99,6 @@ def paid_all_day(tmp: Path) -> None:
     path.write_text(text, encoding="utf-8")
 
 
-
-
-def wait_bound(port: int, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            status = control(port, {"op": "status"}, 5)
-            carriers = status.get("carriers", status)
-            if all(len(carriers.get(n, {}).get("sessions", [])) >= (2 if n == "ooredoo" else 1) for n in CARRIERS):
-                return
-        except (OSError, RuntimeError):
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the gateway did not bind to the simulators in time")
 
 
 # -- the STATUS mix (issue 5) --------------------------------------------------------------------
@@ -239,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                 [sys.executable, *profile, "-m", "smsgw.cli", "run", "--no-simulators", "--config", str(config)],
                 cwd=str(ROOT), env=env, stdout=open(tmp / "gateway.log", "wb"), stderr=subprocess.STDOUT,
             )
-            wait_bound(control_port)
+            require_bound(control_port, 20.0)
             # Warm-up: first-use costs (imports, statement cache) are not what we measure.
             control(control_port, {"op": "load", "count": 300, "rate": 0, "keyword": args.keyword,
                                    "to": args.short_code, "msisdn_base": 96870000000}, 120)

@@ -129,6 +129,14 @@ def wait_bound(control_port: int, timeout: float = 30.0, poll_s: float = 0.05) -
     return None
 
 
+def require_bound(control_port: int, timeout: float = 30.0) -> float:
+    """As wait_bound, for a script that cannot go on without the binds: exits when they fail."""
+    took = wait_bound(control_port, timeout)
+    if took is None:
+        raise SystemExit(f"the gateway did not bind to the simulators within {timeout:g} s")
+    return took
+
+
 def _proc_status_mb(pid: int, field: str) -> float | None:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
