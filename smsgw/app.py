@@ -30,6 +30,21 @@ def features() -> list[Feature]:
     return [PARKING, TRANSACTIONS, USSD]
 
 
+def check_feature_configs(config: GatewayConfig, chosen: list[Feature] | None = None) -> tuple[list[str], list[ConfigError]]:
+    """Every feature's own config files, read and checked as start-up would: the files found
+    good, and one ConfigError (file, line, key) per bad file."""
+    good: list[str] = []
+    bad: list[ConfigError] = []
+    for feature in features() if chosen is None else chosen:
+        if feature.check_config is None:
+            continue
+        try:
+            good.extend(str(path) for path in feature.check_config(config.config_dir, config.short_codes))
+        except ConfigError as exc:
+            bad.append(exc)
+    return good, bad
+
+
 def load_checked_config(path: str) -> GatewayConfig:
     names = [name for feature in features() for name in feature.handlers]
     return load_config(path, known_handlers=[*BUILTIN_HANDLERS, *names])

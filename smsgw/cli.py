@@ -96,16 +96,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from smsgw.app import load_checked_config
+    """The gateway's file, then each feature's own (parking.toml, transactions.toml, ussd.toml
+    beside it): every problem in every file, each naming file, line and key; exit 2 if any."""
+    from smsgw.app import check_feature_configs, load_checked_config
     from smsgw.config import ConfigError
 
     try:
-        load_checked_config(args.config)
+        config = load_checked_config(args.config)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2
     print(f"{args.config}: ok")
-    return 0
+    good, bad = check_feature_configs(config)
+    for path in good:
+        print(f"{os.path.relpath(path)}: ok")
+    for error in bad:
+        print(str(error), file=sys.stderr)
+    return 2 if bad else 0
 
 
 def cmd_dial(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import ipaddress
 import os
 import re
 import unicodedata
+from pathlib import Path
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -218,6 +219,16 @@ class GatewayConfig:
             if simulator.name == name:
                 return simulator
         return None
+
+    @property
+    def config_dir(self) -> Path:
+        """The folder of this file, where the features' own files (parking.toml…) live."""
+        return Path(self.path).resolve().parent if self.path else Path.cwd()
+
+    @property
+    def short_codes(self) -> dict[str, tuple[str, ...]]:
+        """Enabled carriers with the short codes each serves."""
+        return {carrier.name: carrier.short_codes for carrier in self.carriers if carrier.enabled}
 
 
 # --------------------------------------------------------------------------------------------------

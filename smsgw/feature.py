@@ -57,3 +57,7 @@ class Feature:
     #: Endpoints the feature adds to the admin HTTP API, given the context and the built handlers
     #: (so they can share a handler's service), e.g. the transactions feed.
     admin_routes: Callable[[ServiceContext, Mapping[str, Any]], Sequence["AdminRoute"]] | None = None
+    #: Read and check the feature's own config files as start-up would, without starting:
+    #: `check_config(config_dir, short_codes)` returns the files it read and raises ConfigError
+    #: (file, line, key) for a bad one. For `smsgw check-config`.
+    check_config: Callable[[Path, Mapping[str, tuple[str, ...]]], Sequence[Path]] | None = None

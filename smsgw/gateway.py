@@ -13,7 +13,6 @@ import asyncio
 import inspect
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
@@ -134,7 +133,7 @@ class Gateway(MultiService):
             store=store, clock=self.service_clock, send=self.send, enqueue=self.queue.enqueue,
             # Validity is counted by the clock the queue expires by, not by business time.
             new_mt=lambda reply, kind: self._draft(reply, None, self.clock.seconds(), kind),
-            config_dir=Path(cfg.path).resolve().parent if cfg.path else Path.cwd(),
+            config_dir=cfg.config_dir,
             short_codes={name: carrier.short_codes for name, carrier in self.carriers.items()},
         )
         handlers = {name: factory(self.context) for f in self.features for name, factory in f.handlers.items()}

@@ -135,3 +135,26 @@ def test_check_config_names_file_line_and_key(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"{bad}:{line}: carriers.omantel.window:" in result.stderr
+
+
+def test_check_config_reads_the_feature_files_too(tmp_path: Path) -> None:
+    """check-config reads parking.toml, transactions.toml and ussd.toml beside the gateway's file
+    as start-up would, and reports every bad one (file:line: key), not just the first."""
+    for name in ("gateway.toml", "parking.toml", "transactions.toml", "ussd.toml"):
+        (tmp_path / name).write_text((ROOT / "config" / name).read_text(encoding="utf-8"), encoding="utf-8")
+    parking = (tmp_path / "parking.toml").read_text(encoding="utf-8")
+    (tmp_path / "parking.toml").write_text(parking.replace("reminder_lead_minutes = 10", "reminder_lead_minutes = -5", 1),
+                                           encoding="utf-8")
+    menus = (tmp_path / "ussd.toml").read_text(encoding="utf-8")
+    (tmp_path / "ussd.toml").write_text(menus.replace('default_language = "en"', 'default_language = "fr"', 1),
+                                        encoding="utf-8")
+    parking_line = parking.splitlines().index("reminder_lead_minutes = 10") + 1
+    menus_line = menus.splitlines().index('default_language = "en"') + 1
+    result = subprocess.run(
+        [sys.executable, "-m", "smsgw.cli", "check-config", "--config", str(tmp_path / "gateway.toml")],
+        capture_output=True, text=True, cwd=str(tmp_path), env=dict(os.environ),
+    )
+    assert result.returncode == 2, result
+    assert f"{tmp_path / 'parking.toml'}:{parking_line}: parking.reminder_lead_minutes:" in result.stderr
+    assert f"{tmp_path / 'ussd.toml'}:{menus_line}: service.default_language:" in result.stderr
+    assert "transactions.toml: ok" in result.stdout and "gateway.toml: ok" in result.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from handlers.parking.config import ParkingConfig, default_config_path, load_parking_config
@@ -40,7 +41,15 @@ def make_feature(config: ParkingConfig | str | os.PathLike[str] | None = None) -
     def services(ctx: ServiceContext, handlers: Mapping[str, Any]) -> Sequence[ReminderScheduler]:
         return [ReminderScheduler(handlers[HANDLER], ctx)]
 
-    return Feature(name="parking", handlers={HANDLER: handler}, schema=COMPONENT, services=services)
+    def check_config(config_dir: Path, _short_codes: Mapping[str, tuple[str, ...]]) -> Sequence[Path]:
+        if isinstance(config, ParkingConfig):
+            return []
+        path = default_config_path(config_dir) if config is None else Path(config)
+        load_parking_config(path)
+        return [path]
+
+    return Feature(name="parking", handlers={HANDLER: handler}, schema=COMPONENT, services=services,
+                   check_config=check_config)
 
 
 FEATURE: Feature = make_feature()

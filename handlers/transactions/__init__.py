@@ -10,6 +10,7 @@ Wording, statuses and limits are in config/transactions.toml next to gateway.tom
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from twisted.application.service import IService
@@ -44,10 +45,17 @@ def _admin_routes(ctx: ServiceContext, handlers: Mapping[str, Any]) -> Sequence[
     return transaction_routes(handlers[HANDLER].service, ctx.now)
 
 
+def _check_config(config_dir: Path, short_codes: Mapping[str, tuple[str, ...]]) -> Sequence[Path]:
+    path = config_dir / CONFIG_FILE
+    load_transactions_config(path, carriers=short_codes)
+    return [path]
+
+
 FEATURE = Feature(
     name="transactions",
     handlers={HANDLER: _handler},
     schema=SCHEMA,
     services=_services,
     admin_routes=_admin_routes,
+    check_config=_check_config,
 )

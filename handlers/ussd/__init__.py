@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from handlers.ussd.app import UssdMenus
@@ -45,7 +46,15 @@ def make_feature(config: MenuConfig | str | os.PathLike[str] | None = None) -> F
         handlers[HANDLER].attach(handlers)
         return []
 
-    return Feature(name="ussd", handlers={HANDLER: handler}, schema=SCHEMA, services=services)
+    def check_config(config_dir: Path, _short_codes: Mapping[str, tuple[str, ...]]) -> Sequence[Path]:
+        if isinstance(config, MenuConfig):
+            return []
+        path = default_config_path(config_dir) if config is None else Path(config)
+        load_menu_config(path)
+        return [path]
+
+    return Feature(name="ussd", handlers={HANDLER: handler}, schema=SCHEMA, services=services,
+                   check_config=check_config)
 
 
 FEATURE: Feature = make_feature()
