@@ -9,9 +9,10 @@ SMS that answers no MO.  Nothing here knows SMPP.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -61,3 +62,35 @@ class Feature:
     #: `check_config(config_dir, short_codes)` returns the files it read and raises ConfigError
     #: (file, line, key) for a bad one. For `smsgw check-config`.
     check_config: Callable[[Path, Mapping[str, tuple[str, ...]]], Sequence[Path]] | None = None
+
+
+C = TypeVar("C")
+
+
+class FeatureFile(Generic[C]):
+    """A feature's own config file, given as a loaded config (tests), as a path, or not at all:
+    then `<the gateway's config folder>/<file_name>`."""
+
+    def __init__(self, given: C | str | os.PathLike[str] | None, loaded_type: type[C], file_name: str,
+                 load: Callable[[Path], C]) -> None:
+        self.given = given
+        self.loaded_type = loaded_type
+        self.file_name = file_name
+        self._load = load
+
+    def path(self, config_dir: Path) -> Path | None:
+        if isinstance(self.given, self.loaded_type):
+            return None
+        return config_dir / self.file_name if self.given is None else Path(self.given)  # type: ignore[arg-type]
+
+    def load(self, config_dir: Path) -> C:
+        """The config, read and checked (ConfigError naming file, line and key)."""
+        path = self.path(config_dir)
+        return self.given if path is None else self._load(path)  # type: ignore[return-value]
+
+    def check(self, config_dir: Path, _short_codes: Mapping[str, tuple[str, ...]]) -> list[Path]:
+        """For Feature.check_config: the file read, as start-up would."""
+        path = self.path(config_dir)
+        if path is not None:
+            self._load(path)
+        return [] if path is None else [path]

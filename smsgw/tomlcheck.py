@@ -15,9 +15,9 @@ import math
 import os
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 _BARE_KEY_RE = re.compile(r"[A-Za-z0-9_-]+")
 # Numbers, booleans and dates contain none of these characters; only dates may contain a space.
@@ -520,3 +520,16 @@ def load_toml(path: str | os.PathLike[str]) -> tuple[dict[str, Any], Checker]:
     `checker.raise_if_any()`."""
     name = os.fspath(path)
     return parse_toml(read_toml_text(name), name)
+
+
+T = TypeVar("T")
+
+
+def build_checked(text: str, path: str, build: Callable[[Checker, dict[str, Any], str], T | None]) -> T:
+    """Parse TOML text and build a config from it with `build(checker, data, path)`, which
+    records every problem on the checker; raises ConfigError listing them all (file, line, key)."""
+    data, checker = parse_toml(text, path)
+    config = build(checker, data, path)
+    checker.raise_if_any()
+    assert config is not None  # a build returns None only with problems recorded
+    return config

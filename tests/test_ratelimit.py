@@ -111,11 +111,18 @@ def test_bucket_rate_change_keeps_the_tokens_within_the_new_burst() -> None:
 def test_pacing_just_below_the_carriers_policer_is_never_throttled(ours: float, theirs: float) -> None:
     """Sending as fast as our bucket allows for 10 s, the carrier's bucket (the simulator's,
     burst of one second's worth) takes every one; with ours above theirs it would refuse some."""
+    sent, refused = send_through(TokenBucket(ours), theirs, seconds=10.0)
+    assert refused == 0
+    assert sent >= ours * 10  # the budget is used, not wasted
+    assert send_through(TokenBucket(theirs * 1.5), theirs, seconds=10.0)[1] > 0
+
+
+def send_through(bucket: TokenBucket, policed_rate: float, seconds: float) -> tuple[int, int]:
+    """Send as fast as `bucket` allows into a carrier policer of `policed_rate`: (sent, refused)."""
     clock = Clock()
-    policer = CarrierPolicer(theirs, clock)
-    bucket = TokenBucket(ours)
+    policer = CarrierPolicer(policed_rate, clock)
     sent = refused = 0
-    while clock.seconds() < 10.0:
+    while clock.seconds() < seconds:
         delay = bucket.delay(clock.seconds())
         if delay > 0:
             clock.advance(delay)
@@ -123,17 +130,4 @@ def test_pacing_just_below_the_carriers_policer_is_never_throttled(ours: float, 
         bucket.take(clock.seconds())
         sent += 1
         refused += not policer.take()
-    assert refused == 0
-    assert sent >= ours * 10  # the budget is used, not wasted
-
-    clock = Clock()
-    policer, bucket = CarrierPolicer(theirs, clock), TokenBucket(theirs * 1.5)
-    refused = 0
-    while clock.seconds() < 10.0:
-        delay = bucket.delay(clock.seconds())
-        if delay > 0:
-            clock.advance(delay)
-            continue
-        bucket.take(clock.seconds())
-        refused += not policer.take()
-    assert refused > 0
+    return sent, refused

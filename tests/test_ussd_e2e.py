@@ -308,15 +308,10 @@ async def test_ussd_screens_answer_fast_behind_a_10000_sms_backlog(tmp_path: Pat
 async def test_screens_are_paced_to_the_carriers_ussd_budget_not_throttled(tmp_path: Path) -> None:
     """Twelve handsets at once on a USSD gateway that polices 10 screens a second (burst of 10):
     we pace at 8 a second, so it never refuses a screen, and every dialogue completes."""
-    stack = await ussd_stack(tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"ussd_tps": 8.0}})
+    stack, smsc, sender = await policed_stack(tmp_path, ours=8.0, theirs=10.0)
     try:
-        smsc = stack.smsc("omantel")
-        smsc.ussd.bucket = CarrierPolicer(10.0, smsc.clock)
-        phones = [Phone(stack, "omantel", f"9689250{n:04d}") for n in range(12)]
-        finals = await asyncio.gather(*(phone.run("1", "2", REF) for phone in phones))
-        assert all(screen.end and REF in screen.text for screen in finals), finals
+        await status_lookups(stack, 12, "9689250")
         assert smsc.counters["throttled"] == 0
-        sender = stack.gateway.queue.senders["omantel"]  # type: ignore[union-attr]
         assert sender.stats.ussd_submitted == 12 * 4 and sender.stats.throttled == 0
     finally:
         await stack.stop()
@@ -326,20 +321,31 @@ async def test_screens_are_paced_to_the_carriers_ussd_budget_not_throttled(tmp_p
 async def test_a_throttled_screen_goes_again_within_one_pacing_interval(tmp_path: Path) -> None:
     """A USSD gateway stricter than we were told (5 a second against our 50): its refusals are
     retried after 1/50 s with the lane's bucket emptied, so screens still arrive, in order."""
-    stack = await ussd_stack(tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"ussd_tps": 50.0}})
+    stack, smsc, sender = await policed_stack(tmp_path, ours=50.0, theirs=5.0)
     try:
-        smsc = stack.smsc("omantel")
-        smsc.ussd.bucket = CarrierPolicer(5.0, smsc.clock)
-        phones = [Phone(stack, "omantel", f"9689251{n:04d}") for n in range(6)]
-        finals = await asyncio.gather(*(phone.run("1", "2", REF) for phone in phones))
-        assert all(screen.end and REF in screen.text for screen in finals), finals
-        sender = stack.gateway.queue.senders["omantel"]  # type: ignore[union-attr]
+        phones = await status_lookups(stack, 6, "9689251")
         assert smsc.counters["throttled"] > 0 and sender.stats.throttled == smsc.counters["throttled"]
         assert sender.stats.ussd_submitted == 6 * 4 + sender.stats.throttled
         for phone in phones:
             assert phone.dialogue is not None and len(phone.dialogue.screens) == 4
     finally:
         await stack.stop()
+
+
+async def policed_stack(tmp_path: Path, ours: float, theirs: float) -> tuple[Stack, Any, Any]:
+    """Omantel alone, our `ussd_tps` set to `ours`, its USSD gateway policing `theirs` a second."""
+    stack = await ussd_stack(tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"ussd_tps": ours}})
+    smsc = stack.smsc("omantel")
+    smsc.ussd.bucket = CarrierPolicer(theirs, smsc.clock)
+    return stack, smsc, stack.gateway.queue.senders["omantel"]  # type: ignore[union-attr]
+
+
+async def status_lookups(stack: Stack, count: int, prefix: str) -> list[Phone]:
+    """`count` handsets look up a request status at once; each gets its final answer."""
+    phones = [Phone(stack, "omantel", f"{prefix}{n:04d}") for n in range(count)]
+    finals = await asyncio.gather(*(phone.run("1", "2", REF) for phone in phones))
+    assert all(screen.end and REF in screen.text for screen in finals), finals
+    return phones
 
 
 @on_loop

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-from handlers.parking.config import ParkingConfig, default_config_path, load_parking_config
+from handlers.parking.config import CONFIG_FILE, ParkingConfig, load_parking_config
 from handlers.parking.handler import ParkingHandler
 from handlers.parking.reminders import ReminderScheduler
 from handlers.parking.schema import COMPONENT
-from smsgw.feature import Feature, ServiceContext
+from smsgw.feature import Feature, FeatureFile, ServiceContext
 
 __all__ = ["FEATURE", "HANDLER", "ParkingHandler", "make_feature"]
 
@@ -29,27 +28,16 @@ def make_feature(config: ParkingConfig | str | os.PathLike[str] | None = None) -
     """The parking feature; `config` is a loaded config, a path, or None for
     `<gateway config folder>/parking.toml`."""
 
+    file = FeatureFile(config, ParkingConfig, CONFIG_FILE, load_parking_config)
+
     def handler(ctx: ServiceContext) -> ParkingHandler:
-        if isinstance(config, ParkingConfig):
-            loaded = config
-        elif config is None:
-            loaded = load_parking_config(default_config_path(ctx.config_dir))
-        else:
-            loaded = load_parking_config(config)
-        return ParkingHandler(ctx, loaded)
+        return ParkingHandler(ctx, file.load(ctx.config_dir))
 
     def services(ctx: ServiceContext, handlers: Mapping[str, Any]) -> Sequence[ReminderScheduler]:
         return [ReminderScheduler(handlers[HANDLER], ctx)]
 
-    def check_config(config_dir: Path, _short_codes: Mapping[str, tuple[str, ...]]) -> Sequence[Path]:
-        if isinstance(config, ParkingConfig):
-            return []
-        path = default_config_path(config_dir) if config is None else Path(config)
-        load_parking_config(path)
-        return [path]
-
     return Feature(name="parking", handlers={HANDLER: handler}, schema=COMPONENT, services=services,
-                   check_config=check_config)
+                   check_config=file.check)
 
 
 FEATURE: Feature = make_feature()

@@ -21,7 +21,7 @@ from handlers.parking import parser
 from handlers.parking.tariff import Calendar, Tariff, Window
 from smsgw.msisdn import canonical_msisdn
 from smsgw.textnorm import normalise
-from smsgw.tomlcheck import MISSING, Checker, ConfigError, Table, parse_toml, read_toml_text
+from smsgw.tomlcheck import MISSING, Checker, ConfigError, Table, build_checked, read_toml_text
 
 __all__ = ["CONFIG_FILE", "ConfigError", "ParkingConfig", "Zone", "load_parking_config", "parse_parking_config"]
 
@@ -83,11 +83,7 @@ def load_parking_config(path: str | os.PathLike[str]) -> ParkingConfig:
 
 
 def parse_parking_config(text: str, path: str = "<string>") -> ParkingConfig:
-    data, checker = parse_toml(text, path)
-    config = _build(checker, data, path)
-    checker.raise_if_any()
-    assert config is not None
-    return config
+    return build_checked(text, path, _build)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ def _admin_routes(ctx: ServiceContext, handlers: Mapping[str, Any]) -> Sequence[
 
 
 def _check_config(config_dir: Path, short_codes: Mapping[str, tuple[str, ...]]) -> Sequence[Path]:
+    # Not a FeatureFile: its check needs the carriers' short codes, and a missing file is allowed.
     path = config_dir / CONFIG_FILE
     load_transactions_config(path, carriers=short_codes)
     return [path]

@@ -28,7 +28,7 @@ from smsgw.tomlcheck import (
     Checker,
     ConfigError,
     Table,
-    parse_toml,
+    build_checked,
     read_toml_text,
 )
 
@@ -180,11 +180,7 @@ def load_transactions_config(
 def parse_transactions_config(
     text: str, path: str = "<string>", carriers: Mapping[str, tuple[str, ...]] | None = None
 ) -> TransactionsConfig:
-    data, checker = parse_toml(text, path)
-    config = _build(checker, data, path, carriers)
-    checker.raise_if_any()
-    assert config is not None
-    return config
+    return build_checked(text, path, lambda checker, data, name: _build(checker, data, name, carriers))
 
 
 def _build(

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from handlers.ussd.app import UssdMenus
-from handlers.ussd.config import MenuConfig, default_config_path, load_menu_config
+from handlers.ussd.config import CONFIG_FILE, MenuConfig, load_menu_config
 from handlers.ussd.prefs import SCHEMA
-from smsgw.feature import Feature, ServiceContext
+from smsgw.feature import Feature, FeatureFile, ServiceContext
 from smsgw.ussd.dialogue import APP_HANDLER
 
 __all__ = ["FEATURE", "HANDLER", "UssdMenus", "make_feature"]
@@ -35,26 +34,17 @@ HANDLER = APP_HANDLER
 def make_feature(config: MenuConfig | str | os.PathLike[str] | None = None) -> Feature:
     """The USSD menus; `config` is a loaded config, a path, or None for `<config folder>/ussd.toml`."""
 
+    file = FeatureFile(config, MenuConfig, CONFIG_FILE, load_menu_config)
+
     def handler(ctx: ServiceContext) -> UssdMenus:
-        if isinstance(config, MenuConfig):
-            loaded = config
-        else:
-            loaded = load_menu_config(default_config_path(ctx.config_dir) if config is None else config)
-        return UssdMenus(ctx, loaded)
+        return UssdMenus(ctx, file.load(ctx.config_dir))
 
     def services(ctx: ServiceContext, handlers: Mapping[str, Any]) -> Sequence[Any]:
         handlers[HANDLER].attach(handlers)
         return []
 
-    def check_config(config_dir: Path, _short_codes: Mapping[str, tuple[str, ...]]) -> Sequence[Path]:
-        if isinstance(config, MenuConfig):
-            return []
-        path = default_config_path(config_dir) if config is None else Path(config)
-        load_menu_config(path)
-        return [path]
-
     return Feature(name="ussd", handlers={HANDLER: handler}, schema=SCHEMA, services=services,
-                   check_config=check_config)
+                   check_config=file.check)
 
 
 FEATURE: Feature = make_feature()

@@ -13,7 +13,6 @@ import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from smsgw.message import Lang
@@ -22,7 +21,7 @@ from smsgw.tomlcheck import (
     Checker,
     ConfigError,
     Table,
-    parse_toml,
+    build_checked,
     read_toml_text,
 )
 
@@ -85,10 +84,6 @@ class MenuConfig:
         return self.texts[lang][name].format(**values)
 
 
-def default_config_path(config_dir: str | os.PathLike[str]) -> Path:
-    return Path(config_dir) / CONFIG_FILE
-
-
 def load_menu_config(path: str | os.PathLike[str]) -> MenuConfig:
     """Read and check config/ussd.toml; raise ConfigError naming file, line and key."""
     name = os.fspath(path)
@@ -96,11 +91,7 @@ def load_menu_config(path: str | os.PathLike[str]) -> MenuConfig:
 
 
 def parse_menu_config(text: str, path: str = "<string>") -> MenuConfig:
-    data, checker = parse_toml(text, path)
-    config = _build(checker, data, path)
-    checker.raise_if_any()
-    assert config is not None
-    return config
+    return build_checked(text, path, _build)
 
 
 # ------------------------------------------------------------------------------------------------
