@@ -395,6 +395,7 @@ def _abuse(t: _Table) -> AbuseConfig:
         alphanumeric_senders=t.choice("alphanumeric_senders", d.alphanumeric_senders, ("ignore", "process")),
         foreign_senders=t.choice("foreign_senders", d.foreign_senders, ("process", "ignore")),
         home_country_code=t.string("home_country_code", d.home_country_code, min_len=1),
+        max_tracked=t.integer("max_tracked_senders", d.max_tracked, 100, 10_000_000),
     )
     t.finish()
     return config

@@ -665,3 +665,21 @@ def test_admin_enabled_needs_a_token() -> None:
     issue = only_error(text)
     assert (issue.line, issue.key) == (marked_line(text), "admin.tokens")
     assert issue.message == "at least one [[admin.tokens]] is required when the admin API is enabled"
+
+
+def test_abuse_and_ussd_budget_settings() -> None:
+    """The senders the abuse guard remembers and a carrier's USSD budget are config, range-checked."""
+    text = BASE + "\n[abuse]\nmax_tracked_senders = 2000\n"
+    text = after("[carriers.omantel]", "ussd_tps = 40.0\n", text)
+    config = parse_config(text, FILE)
+    assert config.abuse.max_tracked == 2000
+    assert config.carrier("omantel").ussd_tps == 40.0 and config.carrier("ooredoo").ussd_tps == 100.0
+    cases = [
+        ("[abuse]", "max_tracked_senders = 10  # <-\n", "abuse.max_tracked_senders", "between 100 and 10000000"),
+        ("[carriers.omantel]", "ussd_tps = 0  # <-\n", "carriers.omantel.ussd_tps", "greater than 0"),
+    ]
+    for header, lines, key, message in cases:
+        text = after(header, lines, BASE + "\n[abuse]\n")
+        issue = only_error(text)
+        assert (issue.line, issue.key) == (marked_line(text), key), issue
+        assert message in issue.message, issue
