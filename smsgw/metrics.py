@@ -73,6 +73,9 @@ class _GatewayCollector:
                                    labels=["carrier"])
         tps = GaugeMetricFamily("smsgw_tps_limit", "The sending rate currently allowed.", labels=["carrier"])
         paused = GaugeMetricFamily("smsgw_carrier_paused", "1 when an operator paused sending.", labels=["carrier"])
+        unknown = GaugeMetricFamily("smsgw_submit_awaiting_late_response",
+                                    "Parts whose submit_sm timed out, held until the SMSC answers late or cannot.",
+                                    labels=["carrier"])
         now = gw.clock.seconds()
         if gw.queue is not None:
             for carrier, sender in sorted(gw.queue.senders.items()):
@@ -88,7 +91,8 @@ class _GatewayCollector:
                 oldest.add_metric([carrier], max(0.0, now - first) if first is not None else 0.0)
                 tps.add_metric([carrier], sender.rate.current)
                 paused.add_metric([carrier], 1.0 if sender.paused else 0.0)
-        yield from (submits, mts, depth, oldest, tps, paused)
+                unknown.add_metric([carrier], stats.awaiting_late)
+        yield from (submits, mts, depth, oldest, tps, paused, unknown)
 
         bind = GaugeMetricFamily("smsgw_bind_state", "1 for the carrier link's current state.",
                                  labels=["carrier", "state"])

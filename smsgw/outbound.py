@@ -104,6 +104,7 @@ class SenderStats:
     failed: int = 0
     expired: int = 0
     ussd_submitted: int = 0  # included in `submitted`
+    awaiting_late: int = 0  # parts timed out, held until a late answer or until none can come
 
 
 class CarrierSender:
@@ -413,11 +414,12 @@ class CarrierSender:
                                 part=part.part_no)
                 self._requeue_front(job)
             elif result.check(ResponseTimeout):
-                # The carrier may still answer: a late "accepted" records the part as sent and
-                # cancels the resend; the retry waits at least one more timeout for it.
-                result.value.late.addCallback(self._late_response, job, part)
-                self._temporary(job, now, "no submit_sm_resp within the response timeout",
-                                min_delay=self.config.response_timeout_s)
+                # Outcome unknown, but the link is up, so the SMSC holds the submit and may still
+                # answer it: a resend now would be a duplicate once it does. The part waits,
+                # out of the window, for that answer, or for the grace to pass or the link to go.
+                job.in_flight.add(part.part_no)
+                self.stats.awaiting_late += 1
+                result.value.late.addCallback(self._late_outcome, job, part)
             else:
                 log.error("submit_failed_unexpectedly", carrier=self.carrier, error=repr(result.value))
                 self._temporary(job, now, f"internal error: {result.getErrorMessage()}")
@@ -448,13 +450,20 @@ class CarrierSender:
             self._final(job, "failed", f"carrier refused: {c.status_name(status)}")
         self.pump()
 
-    def _late_response(self, pdu: Pdu, job: _Job, part: smstext.MessagePart) -> None:
-        if pdu.status != c.ESME_ROK or pdu.command_id != c.SUBMIT_SM_RESP:
-            return  # refused after all: the scheduled retry stands
-        if part.part_no in job.outbound.parts_sent or part.part_no in job.in_flight:
-            return  # already resent; the carrier has it twice (the at-least-once window)
-        log.info("late_submit_accepted", carrier=self.carrier, outbound_id=job.outbound.id, part=part.part_no)
-        self._accepted(job, part, pdu, self.clock.seconds())
+    def _late_outcome(self, pdu: Pdu | None, job: _Job, part: smstext.MessagePart) -> None:
+        """What became of a submit that timed out: its late answer, taken as if on time, or None
+        (no answer can come any more): then, and only then, it is tried again."""
+        self.stats.awaiting_late -= 1
+        if self._stopping:
+            return  # resent from the store after the restart, as any unanswered part
+        if pdu is not None:
+            log.info("late_submit_response", carrier=self.carrier, outbound_id=job.outbound.id, part=part.part_no,
+                     status=c.status_name(pdu.status))
+            self._submit_done(pdu, job, part)
+            return
+        job.in_flight.discard(part.part_no)
+        log.warning("submit_outcome_unknown", carrier=self.carrier, outbound_id=job.outbound.id, part=part.part_no)
+        self._temporary(job, self.clock.seconds(), "no submit_sm_resp, not even late")
         self.pump()
 
     def _accepted(self, job: _Job, part: smstext.MessagePart, pdu: Pdu, now: float) -> None:

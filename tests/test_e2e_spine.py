@@ -355,6 +355,42 @@ async def test_slow_smsc_late_response_is_not_resent(tmp_path: Path) -> None:
 
 
 @on_loop
+async def test_an_answer_later_than_the_retry_would_be_is_still_not_resent(tmp_path: Path) -> None:
+    """The SMSC answers 2 s after a submit, long after our 0.5 s timeout and after the moment a
+    retry would go: on a link still up the part is held for that answer, never sent twice."""
+    stack = await start_stack(tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"response_timeout_s": 0.5}},
+                              faults={"omantel": FaultPlan(response_delay_s=2.0)})
+    try:
+        await stack.send("omantel", "96891230410", SHORT_CODE, "HELP", timeout=10.0)
+        sender = stack.gateway.queue.senders["omantel"]  # type: ignore[union-attr]
+        await eventually(lambda: sender.stats.accepted == 1 and sender.stats.awaiting_late == 0, timeout=10)
+        assert stack.smsc("omantel").counters["submits"] == 1
+        assert len(stack.handset("omantel", "96891230410")) == 1
+        assert (await outbound_rows(stack))[0][0] in ("sent", "delivered")
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_a_submit_never_answered_is_resent_once_the_grace_is_over(tmp_path: Path) -> None:
+    """An SMSC that swallows a submit but keeps the link up: after the late-answer grace (six
+    timeouts) the part goes again, and the handset gets the reply once."""
+    stack = await start_stack(tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"response_timeout_s": 0.3}},
+                              faults={"omantel": FaultPlan(no_response_to_submit=True)})
+    try:
+        smsc = stack.smsc("omantel")
+        sender = stack.gateway.queue.senders["omantel"]  # type: ignore[union-attr]
+        smsc.inject_mo("96891230420", SHORT_CODE, "HELP")
+        await eventually(lambda: sender.stats.awaiting_late == 1, timeout=5)
+        smsc.faults.update(no_response_to_submit=False)  # what it swallowed stays swallowed
+        await wait(smsc.wait_handset("96891230420", 1, timeout=15))
+        assert sender.stats.awaiting_late == 0 and sender.stats.retried == 1
+        assert smsc.counters["submits"] == 2 and len(stack.handset("omantel", "96891230420")) == 1
+    finally:
+        await stack.stop()
+
+
+@on_loop
 async def test_a_feature_config_error_at_start_closes_the_store(tmp_path: Path) -> None:
     """A broken transactions.toml stops the start with the file, line and key named, and the
     store is closed again: its thread would otherwise keep the failed process from exiting."""

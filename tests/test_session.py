@@ -15,7 +15,14 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from smsgw.smpp import constants as c
 from smsgw.smpp.pdu import Pdu, decode, encode
-from smsgw.smpp.session import BindRefused, EsmeSession, ResponseTimeout, SessionClosed, SmppSessionError
+from smsgw.smpp.session import (
+    LATE_RESPONSE_GRACE_FACTOR,
+    BindRefused,
+    EsmeSession,
+    ResponseTimeout,
+    SessionClosed,
+    SmppSessionError,
+)
 
 TIMEOUT = 10.0
 ENQUIRE = 30.0
@@ -691,15 +698,9 @@ class UnbindUnboundTests(SessionTestMixin, SynchronousTestCase):
         self.assertEqual(self.transport.value(), b"")
 
 
-def test_late_response_is_handed_back_through_the_timeout() -> None:
-    """A response arriving after the timeout fires the ResponseTimeout's `late` Deferred."""
-    from twisted.internet.task import Clock
-    from twisted.internet.testing import StringTransport
-
-    from smsgw.smpp import constants as c
-    from smsgw.smpp.pdu import Pdu, decode, encode
-    from smsgw.smpp.session import EsmeSession, ResponseTimeout
-
+def timed_out_submit() -> tuple[Any, Any, Any, int, list]:
+    """A bound session (StringTransport, Clock, response timeout 1 s) whose submit_sm timed out:
+    (session, transport, clock, its sequence, what its `late` Deferred fired with)."""
     clock = Clock()
     session = EsmeSession(carrier="t", system_id="s", password="p", clock=clock, response_timeout_s=1.0,
                           on_deliver=lambda pdu: c.ESME_ROK)
@@ -719,5 +720,35 @@ def test_late_response_is_handed_back_through_the_timeout() -> None:
     assert failure.check(ResponseTimeout)
     late: list = []
     failure.value.late.addCallback(late.append)
+    return session, transport, clock, sequence, late
+
+
+def test_late_response_is_handed_back_through_the_timeout() -> None:
+    """A response arriving after the timeout fires the ResponseTimeout's `late` Deferred."""
+    session, _transport, _clock, sequence, late = timed_out_submit()
     session.dataReceived(encode(Pdu(c.SUBMIT_SM_RESP, sequence, 0, {"message_id": "abc"})))
     assert [p.params["message_id"] for p in late] == ["abc"]
+
+
+def test_late_generic_nack_is_handed_back_too() -> None:
+    session, _transport, _clock, sequence, late = timed_out_submit()
+    session.dataReceived(encode(Pdu(c.GENERIC_NACK, sequence, c.ESME_RSYSERR)))
+    assert [(p.command_id, p.status) for p in late] == [(c.GENERIC_NACK, c.ESME_RSYSERR)]
+
+
+def test_late_settles_as_none_once_the_grace_is_over() -> None:
+    """No answer within the grace (6 timeouts): `late` fires None, so the caller may resend, and
+    an answer after that is only logged."""
+    session, _transport, clock, sequence, late = timed_out_submit()
+    clock.advance(LATE_RESPONSE_GRACE_FACTOR * 1.0 - 0.1)
+    assert late == []
+    clock.advance(0.2)
+    assert late == [None]
+    session.dataReceived(encode(Pdu(c.SUBMIT_SM_RESP, sequence, 0, {"message_id": "abc"})))
+    assert late == [None]
+
+
+def test_late_settles_as_none_when_the_link_goes() -> None:
+    session, transport, _clock, _sequence, late = timed_out_submit()
+    session.connectionLost(Failure(ConnectionLost()))
+    assert late == [None]

@@ -61,16 +61,17 @@ class BindRefused(SmppSessionError):
 class ResponseTimeout(SmppSessionError):
     """No response arrived within response_timeout_s; the outcome is unknown.
 
-    `late` fires with the response if it still arrives on this link within the late-response
-    grace period (a slow SMSC that did accept the request), so the caller can stop a resend
-    that would duplicate the message. It never fires otherwise.
+    `late` settles the unknown: it fires with the response (or a generic_nack) if one still
+    arrives on this link within the late-response grace period (a slow SMSC), and with None
+    once the grace has passed or the link is gone, when no answer can come any more. A caller
+    that resends only then never duplicates a request the SMSC was merely slow to answer.
     """
 
-    def __init__(self, command_id: int, sequence: int, late: "Deferred[Pdu] | None" = None) -> None:
+    def __init__(self, command_id: int, sequence: int, late: "Deferred[Pdu | None] | None" = None) -> None:
         super().__init__(f"no response to {c.command_name(command_id)} seq {sequence}")
         self.command_id = command_id
         self.sequence = sequence
-        self.late: Deferred[Pdu] = late if late is not None else Deferred()
+        self.late: Deferred[Pdu | None] = late if late is not None else Deferred()
 
 
 class SessionClosed(SmppSessionError):
@@ -152,7 +153,8 @@ class EsmeSession(SmppFraming):
         self._pending: dict[int, tuple[Deferred[Pdu], float, bool, int]] = {}
         # Timed-out requests whose response may still come: sequence → (late Deferred,
         # expected response command_id, forget-after time).
-        self._late: dict[int, tuple[Deferred[Pdu], int, float]] = {}
+        self._late: dict[int, tuple[Deferred[Pdu | None], int, float]] = {}
+        self._late_timer: IDelayedCall | None = None
         self._in_window = 0
         self._queue: deque[tuple[Pdu, Deferred[Pdu]]] = deque()
         self._window_waiters: list[Deferred[None]] = []
@@ -304,10 +306,16 @@ class EsmeSession(SmppFraming):
                 timer.cancel()
         self._timer = self._drain_timer = None
         pending, self._pending = self._pending, {}
-        self._late.clear()  # a response can no longer arrive on this link
+        # A response can no longer arrive on this link: the late waiters learn it below.
+        late, self._late = self._late, {}
+        if self._late_timer is not None and self._late_timer.active():
+            self._late_timer.cancel()
+        self._late_timer = None
         self._in_window = 0
         for d, _deadline, _windowed, _expected in pending.values():
             d.errback(SessionClosed("link lost with the request in flight", sent=True))
+        for waiter, _expected, _until in late.values():
+            waiter.callback(None)
         self._fail_queued("link lost")
         self._fail_window_waiters("link lost")
         self._finish_unbind()
@@ -368,7 +376,7 @@ class EsmeSession(SmppFraming):
         command_id = pdu.command_id
         if entry is None:
             late = self._late.pop(sequence, None)
-            if late is not None and command_id == late[1]:
+            if late is not None and command_id in (late[1], c.GENERIC_NACK):
                 self._log.info("late_response", command=c.command_name(command_id), sequence=sequence,
                                handed_back=True)
                 late[0].callback(pdu)
@@ -522,18 +530,33 @@ class EsmeSession(SmppFraming):
                 continue
             self._send_now(pdu, True, d)
 
+    def _arm_late_timer(self, now: float) -> None:
+        if self._late and self._late_timer is None:
+            until = next(iter(self._late.values()))[2]
+            self._late_timer = self._clock.callLater(max(until - now, 0.0), self._late_grace_over)
+
+    def _late_grace_over(self) -> None:
+        """Late-response slots past their grace settle as "no answer" (oldest first: insertion
+        order is age order)."""
+        self._late_timer = None
+        now = self._clock.seconds()
+        over: list[Deferred[Pdu | None]] = []
+        while self._late:
+            sequence, (waiter, _expected, until) = next(iter(self._late.items()))
+            if until > now:
+                break
+            del self._late[sequence]
+            over.append(waiter)
+        self._arm_late_timer(now)
+        for waiter in over:
+            waiter.callback(None)
+
     def _expire(self) -> None:
         self._timer = None
         # Requests written by callbacks below must not arm a timer later than the oldest
         # survivor's deadline; the timer is re-aimed once, at the end.
         self._expiring = True
         now = self._clock.seconds()
-        # Forget late-response slots past their grace (oldest first: insertion order is age order).
-        while self._late:
-            sequence, (_d, _expected, until) = next(iter(self._late.items()))
-            if until > now:
-                break
-            del self._late[sequence]
         expired: list[int] = []
         for sequence, entry in self._pending.items():
             if entry[1] > now:
@@ -546,8 +569,9 @@ class EsmeSession(SmppFraming):
             d, _deadline, windowed, expected = entry
             if windowed:
                 self._release_slot()
-            late: Deferred[Pdu] = Deferred()
+            late: Deferred[Pdu | None] = Deferred()
             self._late[sequence] = (late, expected, now + LATE_RESPONSE_GRACE_FACTOR * self.response_timeout_s)
+            self._arm_late_timer(now)
             d.errback(ResponseTimeout(expected & ~c.RESPONSE_BIT, sequence, late))
         self._expiring = False
         if self._pending and self._timer is None and not self._lost:
