@@ -30,7 +30,9 @@ def features() -> list[Feature]:
     return [PARKING, TRANSACTIONS, USSD]
 
 
-def check_feature_configs(config: GatewayConfig, chosen: list[Feature] | None = None) -> tuple[list[str], list[ConfigError]]:
+def check_feature_configs(
+    config: GatewayConfig, chosen: list[Feature] | None = None
+) -> tuple[list[str], list[ConfigError]]:
     """Every feature's own config files, read and checked as start-up would: the files found
     good, and one ConfigError (file, line, key) per bad file."""
     good: list[str] = []

@@ -8,8 +8,8 @@ SMS that answers no MO.  Nothing here knows SMPP.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
 import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -91,6 +91,7 @@ class FeatureFile(Generic[C]):
     def check(self, config_dir: Path, _short_codes: Mapping[str, tuple[str, ...]]) -> list[Path]:
         """For Feature.check_config: the file read, as start-up would."""
         path = self.path(config_dir)
-        if path is not None:
-            self._load(path)
-        return [] if path is None else [path]
+        if path is None:
+            return []
+        self._load(path)
+        return [path]

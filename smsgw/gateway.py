@@ -134,7 +134,7 @@ class Gateway(MultiService):
             # Validity is counted by the clock the queue expires by, not by business time.
             new_mt=lambda reply, kind: self._draft(reply, None, self.clock.seconds(), kind),
             config_dir=cfg.config_dir,
-            short_codes={name: carrier.short_codes for name, carrier in self.carriers.items()},
+            short_codes=cfg.short_codes,
         )
         handlers = {name: factory(self.context) for f in self.features for name, factory in f.handlers.items()}
         self.route_overrides = await RouteOverrides.load(store)

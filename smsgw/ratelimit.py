@@ -3,10 +3,9 @@
 `SlidingWindowLimiter` is exact: never more than `rate` sends in any one-second window,
 which is how carriers word their TPS contracts.  `TokenBucket` paces a lane that must not
 stall (USSD screens): a burst, then an even flow, never a pause until a window slides by.
-`AdaptiveRate` sits on top of it and
-backs off when the carrier says ESME_RTHROTTLED (its real limit is lower than the one we
-were given) and creeps back up as submits succeed, so one throttle costs a short pause,
-never minutes of an idle link.
+`AdaptiveRate` sits on top of the sliding window and backs off when the carrier says
+ESME_RTHROTTLED (its real limit is lower than the one we were given) and creeps back up as
+submits succeed, so one throttle costs a short pause, never minutes of an idle link.
 """
 
 from __future__ import annotations
