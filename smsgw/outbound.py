@@ -82,6 +82,7 @@ class _Job:
     in_flight: set[int] = field(default_factory=set)
     urgent: bool = False  # a USSD screen: its own lane, see USSD_RESERVED_SLOTS
     retry_scheduled: bool = False  # in the retry heap: several parts failing count one attempt
+    final: bool = False  # failed or expired: nothing of it is sent or retried any more
 
     def next_part(self) -> smstext.MessagePart | None:
         sent = self.outbound.parts_sent
@@ -303,8 +304,8 @@ class CarrierSender:
         while retry and retry[0][0] <= now:
             _, _, job = heapq.heappop(retry)
             job.retry_scheduled = False
-            if job.done:
-                continue  # a late "accepted" arrived while it waited: nothing left to resend
+            if job.done or job.final:
+                continue  # every part taken meanwhile, or the MT ended: nothing left to resend
             self._lane(job).appendleft(job)
         if retry:
             self._schedule(retry[0][0] - now)
@@ -329,6 +330,9 @@ class CarrierSender:
                 self._schedule(delay)
                 return
             job = ready[0]
+            if job.final:
+                ready.popleft()
+                continue
             if now >= job.outbound.expires_at:
                 ready.popleft()
                 self._final(job, "expired", "validity period passed before the carrier accepted it")
@@ -360,6 +364,8 @@ class CarrierSender:
                 self._schedule(delay)
                 return True  # the SMS budget is a separate one: bulk may still go
             job = urgent.popleft()
+            if job.final:
+                continue
             if now >= job.outbound.expires_at:
                 self._final(job, "expired", "the USSD session timed out before the screen could be sent")
                 continue
@@ -404,6 +410,13 @@ class CarrierSender:
     def _submit_done(self, result: Pdu | Failure, job: _Job, part: smstext.MessagePart) -> None:
         job.in_flight.discard(part.part_no)
         now = self.clock.seconds()
+        if job.final:
+            # The MT already ended (another part refused for good, or it expired) while this part
+            # was out: record it if the carrier took it (the handset has it), and nothing more.
+            taken = not isinstance(result, Failure) and result.status == c.ESME_ROK
+            if taken and result.command_id == c.SUBMIT_SM_RESP:
+                self._accepted(job, part, result, now)
+            return
         if isinstance(result, Failure):
             if result.check(SessionClosed):
                 # Unanswered when the link went: resend on the next bind, no attempt counted (a
@@ -462,6 +475,8 @@ class CarrierSender:
             self._submit_done(pdu, job, part)
             return
         job.in_flight.discard(part.part_no)
+        if job.final:
+            return
         log.warning("submit_outcome_unknown", carrier=self.carrier, outbound_id=job.outbound.id, part=part.part_no)
         self._temporary(job, self.clock.seconds(), "no submit_sm_resp, not even late")
         self.pump()
@@ -476,7 +491,7 @@ class CarrierSender:
         smsc_id = normalise_message_id(raw_id, self.config.resp_id_format)
         job.outbound.parts_sent[part.part_no] = smsc_id
         self._write(self.store.record_part_sent(job.outbound.id, part.part_no, len(job.parts), smsc_id, raw_id, now))
-        if job.done and self._on_result is not None:
+        if job.done and not job.final and self._on_result is not None:
             self._on_result(self.carrier, job.outbound, "sent")
 
     def _requeue_front(self, job: _Job) -> None:
@@ -505,6 +520,9 @@ class CarrierSender:
         self._schedule(delay)
 
     def _final(self, job: _Job, state: str, reason: str) -> None:
+        if job.final:
+            return
+        job.final = True  # a part still in a lane or in flight is skipped or only recorded
         outbound = job.outbound
         if state == "expired":
             self.stats.expired += 1

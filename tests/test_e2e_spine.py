@@ -391,6 +391,33 @@ async def test_a_submit_never_answered_is_resent_once_the_grace_is_over(tmp_path
 
 
 @on_loop
+async def test_a_message_refused_for_good_is_not_sent_by_its_other_parts_retry(tmp_path: Path) -> None:
+    """A two-part reply: part 1 refused with a temporary error (a retry is scheduled), part 2 with
+    a permanent one (the MT fails). The failure is final: the retry must not send it anyway."""
+    from smsgw.smpp import constants as c
+
+    stack = await start_stack(tmp_path, carriers=["omantel"], faults={"omantel": FaultPlan(
+        error_every_nth_submit=(2, c.ESME_RINVDSTADR), submit_error_rate=1.0,
+        submit_error_statuses=(c.ESME_RMSGQFUL,))})
+    try:
+        smsc = stack.smsc("omantel")
+        smsc.inject_mo("96891230430", SHORT_CODE, "مساعدة")  # the Arabic help: several UCS2 parts
+
+        async def failed() -> bool:
+            return [state for state, _ in await outbound_rows(stack)] == ["failed"]
+
+        await eventually(failed, timeout=5)
+        submits = smsc.counters["submits"]
+        assert submits >= 2  # parts, each refused once: none retried yet
+        smsc.faults.update(error_every_nth_submit=None, submit_error_rate=0.0)
+        await asyncio.sleep(2.5)  # past the first retry's backoff (about 1 s)
+        assert smsc.counters["submits"] == submits and stack.handset("omantel", "96891230430") == []
+        assert [reason for _, reason in await outbound_rows(stack)] == ["carrier refused: ESME_RINVDSTADR"]
+    finally:
+        await stack.stop()
+
+
+@on_loop
 async def test_a_feature_config_error_at_start_closes_the_store(tmp_path: Path) -> None:
     """A broken transactions.toml stops the start with the file, line and key named, and the
     store is closed again: its thread would otherwise keep the failed process from exiting."""
