@@ -30,14 +30,12 @@ def features() -> list[Feature]:
     return [PARKING, TRANSACTIONS, USSD]
 
 
-def check_feature_configs(
-    config: GatewayConfig, chosen: list[Feature] | None = None
-) -> tuple[list[str], list[ConfigError]]:
+def check_feature_configs(config: GatewayConfig) -> tuple[list[str], list[ConfigError]]:
     """Every feature's own config files, read and checked as start-up would: the files found
     good, and one ConfigError (file, line, key) per bad file."""
     good: list[str] = []
     bad: list[ConfigError] = []
-    for feature in features() if chosen is None else chosen:
+    for feature in features():
         if feature.check_config is None:
             continue
         try:

@@ -359,13 +359,14 @@ class CarrierSender:
                     self._waiting_window = True
                     session.when_window_free().addBoth(self._window_freed)
                 return False
+            if urgent[0].final:
+                urgent.popleft()
+                continue
             delay = self.ussd_rate.delay(now)
             if delay > 0:
                 self._schedule(delay)
                 return True  # the SMS budget is a separate one: bulk may still go
             job = urgent.popleft()
-            if job.final:
-                continue
             if now >= job.outbound.expires_at:
                 self._final(job, "expired", "the USSD session timed out before the screen could be sent")
                 continue
@@ -499,13 +500,13 @@ class CarrierSender:
         if job not in lane:
             lane.appendleft(job)
 
-    def _temporary(self, job: _Job, now: float, reason: str, min_delay: float = 0.0) -> None:
+    def _temporary(self, job: _Job, now: float, reason: str) -> None:
         if job.retry_scheduled:
             return  # another part of the same MT already scheduled its retry
         outbound = job.outbound
         outbound.attempts += 1
         self.stats.retried += 1
-        delay = max(retry_delay(outbound.attempts, self._rng), min_delay)
+        delay = retry_delay(outbound.attempts, self._rng)
         if now + delay >= outbound.expires_at:
             self._final(job, "expired", f"validity period passed while retrying ({reason})")
             return

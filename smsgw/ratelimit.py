@@ -113,12 +113,9 @@ class TokenBucket:
     __slots__ = ("rate", "burst", "_tokens", "_last")
 
     def __init__(self, rate: float, burst: float | None = None) -> None:
-        if rate <= 0:
-            raise ValueError("rate must be positive")
-        self.rate = rate
-        self.burst = max(1.0, burst if burst is not None else rate)
-        self._tokens = self.burst
+        self._tokens = float("inf")  # clipped to the burst by set_rate: a new bucket starts full
         self._last: float | None = None
+        self.set_rate(rate, burst)
 
     def _refill(self, now: float) -> None:
         if self._last is not None and now > self._last:
