@@ -184,6 +184,12 @@ class AdminConfig:
     host: str = "127.0.0.1"  # loopback only: the API has no TLS
     port: int = 12790  # 0: an ephemeral port (tests)
     tokens: tuple[AdminToken, ...] = ()
+    # Limits that make a client without a token, or a slow one, cost the gateway next to nothing.
+    max_body_bytes: int = 1024 * 1024  # the API takes small JSON documents, never uploads
+    header_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
+    body_timeout_s: float = 30.0  # from the end of the headers to the end of the body
+    idle_timeout_s: float = 60.0  # a kept-alive connection with no request
+    max_connections_per_address: int = 32  # open at once from one client address (a proxy counts as one)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -725,11 +731,22 @@ def _admin(checker: _Checker, root: _Table) -> AdminConfig:
             host = None
     port = t.integer("port", 12790, 0, 65535)
     tokens = _admin_tokens(checker, t)
+    d = AdminConfig()
+    limits = {
+        "max_body_bytes": t.integer("max_body_bytes", d.max_body_bytes, 1024, 64 * 1024 * 1024),
+        "header_timeout_s": t.number("header_timeout_s", d.header_timeout_s, hi=300.0),
+        "body_timeout_s": t.number("body_timeout_s", d.body_timeout_s, hi=3600.0),
+        "idle_timeout_s": t.number("idle_timeout_s", d.idle_timeout_s, hi=3600.0),
+        "max_connections_per_address": t.integer("max_connections_per_address", d.max_connections_per_address,
+                                                 1, 10_000),
+    }
     t.finish()
     if enabled and tokens is not None and not tokens:
         t.error("tokens", "at least one [[admin.tokens]] is required when the admin API is enabled")
     return AdminConfig(
-        enabled=bool(enabled), host=host or "127.0.0.1", port=12790 if port is None else port, tokens=tokens or ()
+        enabled=bool(enabled), host=host or "127.0.0.1", port=12790 if port is None else port, tokens=tokens or (),
+        # A bad value is already reported; the default stands in so the rest can still be checked.
+        **{key: getattr(d, key) if value is None else value for key, value in limits.items()},
     )
 
 
