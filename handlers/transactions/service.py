@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 from handlers.transactions import wording
 from handlers.transactions.config import TransactionsConfig
 from handlers.transactions.model import Caller, Change, Detail, Transaction
-from handlers.transactions.records import KEEP, TransactionRecord
+from handlers.transactions.records import KEEP, MAX_CLOCK_AHEAD_S, TransactionRecord
 from smsgw.log import get_logger, mask_msisdn
 from smsgw.message import Lang, Reply
 
@@ -115,7 +115,16 @@ class Outbox:
 
 
 def _transaction(row: Sequence[Any]) -> Transaction:
-    return Transaction(*row)
+    ref, service, status, note_en, note_ar, updated_at, created_at = row
+    return Transaction(ref, service, status, note_en, note_ar, _stored_time(updated_at), _stored_time(created_at))
+
+
+def _stored_time(value: Any) -> float | None:
+    """A time column as read, or None when it holds no usable number (rows written before
+    dates were checked): reading a transaction never fails on what is already stored."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 class TransactionService:
@@ -254,7 +263,10 @@ class TransactionService:
         if row is None:
             return self._insert(conn, record, source, now)
         service, status, note_en, note_ar, updated_at, created_at = row
-        if record.updated_at is not None and record.updated_at < updated_at:
+        stored_at = _stored_time(updated_at)
+        if stored_at is not None and (stored_at > now + MAX_CLOCK_AHEAD_S or self.config.iso_time(stored_at) is None):
+            stored_at = None  # a time no feed can send now (stored before dates were checked) makes nothing stale
+        if record.updated_at is not None and stored_at is not None and record.updated_at < stored_at:
             when = self.config.iso_time(updated_at)
             return UpsertResult(UpsertOutcome.STALE, ref, reason=f"older than the stored update of {when}"), []
         old_numbers = {m for (m,) in conn.execute("SELECT msisdn FROM txn_msisdn WHERE ref = ?", (ref,))}
