@@ -66,7 +66,8 @@ DISPATCH_BATCH: Final = 500
 
 _PENDING: Final = "pending"
 _QUEUED: Final = "queued"
-_SUPPRESSED: Final = "suppressed"
+_SUPPRESSED: Final = "suppressed"  # the number opted out before the notice was sent
+_WITHDRAWN: Final = "withdrawn"  # the number was removed from the transaction before it was sent
 
 _TXN_COLS = "t.ref, t.service, t.status, t.note_en, t.note_ar, t.updated_at, t.created_at"
 
@@ -420,24 +421,28 @@ class TransactionService:
         return self._op_dispatch(conn, now, ids[:DISPATCH_BATCH]), len(ids) > DISPATCH_BATCH
 
     def _op_dispatch(self, conn: sqlite3.Connection, now: float, notice_ids: Sequence[int]) -> list[Outbound]:
-        """Pending notices → MTs (or suppressed, for numbers that opted out since), in this transaction."""
+        """Pending notices → MTs, in this transaction; suppressed for numbers that opted out
+        since, withdrawn for numbers no longer registered to the transaction."""
         outbox = self._outbox
         assert outbox is not None
         short_code = self.config.short_code
         outbounds = []
         for notice_id in notice_ids:
+            # Who may receive it is decided now, in the transaction that makes the MT: a number
+            # removed from the transaction (or opted out) since the notice was written gets nothing.
             row = conn.execute(
-                "SELECT n.msisdn, n.text, s.carrier, coalesce(s.opted_out, 0) FROM txn_notice AS n"
+                "SELECT n.msisdn, n.text, s.carrier, coalesce(s.opted_out, 0),"
+                " EXISTS (SELECT 1 FROM txn_msisdn AS m WHERE m.ref = n.ref AND m.msisdn = n.msisdn)"
+                " FROM txn_notice AS n"
                 " LEFT JOIN txn_subscriber AS s ON s.msisdn = n.msisdn WHERE n.id = ? AND n.state = ?",
                 (notice_id, _PENDING),
             ).fetchone()
             if row is None:
                 continue
-            msisdn, text, last_carrier, opted_out = row
-            if opted_out:
-                conn.execute(
-                    "UPDATE txn_notice SET state = ?, dispatched_at = ? WHERE id = ?", (_SUPPRESSED, now, notice_id)
-                )
+            msisdn, text, last_carrier, opted_out, registered = row
+            if opted_out or not registered:
+                state = _SUPPRESSED if opted_out else _WITHDRAWN
+                conn.execute("UPDATE txn_notice SET state = ?, dispatched_at = ? WHERE id = ?", (state, now, notice_id))
                 continue
             carrier = self._carrier_for(last_carrier)
             outbound = self.store.insert_mt(conn, outbox.new_mt(Reply(carrier, msisdn, short_code, text), NOTICE_KIND))
