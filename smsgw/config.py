@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smsgw.abuse import AbuseConfig
+from smsgw.files import group_id
 from smsgw.smpp import constants as smpp
 from smsgw.tomlcheck import (
     _MISSING,
@@ -202,6 +203,8 @@ class GatewayConfig:
 
     path: str
     store_path: str = "var/smsgw.sqlite3"
+    #: A group whose members may read the store and settlement files (0640); None: the owner only (0600).
+    file_group: str | None = None
     log_level: str = "info"
     mo_reassembly_timeout_s: float = 120.0
     shutdown_timeout_s: float = 5.0
@@ -349,6 +352,7 @@ def _build(
 
     gw = _Table(checker, ("gateway",), root.table("gateway", {}) or {})
     store_path = gw.string("store_path", "var/smsgw.sqlite3", min_len=1)
+    file_group = _file_group(gw)
     log_level = gw.choice("log_level", "info", LOG_LEVELS)
     mo_reassembly_timeout_s = gw.number("mo_reassembly_timeout_s", 120.0, hi=86400)
     shutdown_timeout_s = gw.number("shutdown_timeout_s", 5.0, hi=300)
@@ -375,6 +379,7 @@ def _build(
     return GatewayConfig(
         path=path,
         store_path=store_path,
+        file_group=file_group,
         log_level=log_level,
         mo_reassembly_timeout_s=mo_reassembly_timeout_s,
         shutdown_timeout_s=shutdown_timeout_s,
@@ -387,6 +392,18 @@ def _build(
         abuse=abuse,
         admin=admin,
     )
+
+
+def _file_group(t: _Table) -> str | None:
+    name = t.string("file_group", None, min_len=1)
+    if name is None:
+        return None
+    try:
+        group_id(name)
+    except KeyError:
+        t.error("file_group", f"no group named {_show(name)} on this machine")
+        return None
+    return name
 
 
 def _abuse(t: _Table) -> AbuseConfig:

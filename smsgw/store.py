@@ -35,12 +35,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from smsgw import migrations
+from smsgw import files, migrations
 from smsgw.log import get_logger
 from smsgw.message import Channel, Inbound, SessionEvent
 
@@ -330,6 +329,7 @@ class Store:
         max_batch: int = 2000,
         part_dedupe_window: float = 3600.0,
         components: Sequence[migrations.Component] = (),
+        file_group: str | None = None,
     ) -> "Store":
         """Open (creating directories and file as needed) and migrate the schema.
 
@@ -337,10 +337,11 @@ class Store:
         `max_batch`: most writes per transaction, bounding how long one commit keeps callers waiting.
         `part_dedupe_window`: seconds during which a part identical to one of an already assembled
         long MO is treated as a redelivery and dropped.
+        `file_group`: the group that may read the files (0640); without one they are 0600
+        (smsgw/files.py: a new store is created so, an existing one open to others is warned about).
         Raises `SchemaTooNew` if the file was written by a newer gateway.
         """
-        if path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        files.prepare_store(path, file_group)
         # isolation_level=None: the sqlite3 module must not open transactions behind our back;
         # _run_batch issues BEGIN/COMMIT itself.
         db = await aiosqlite.connect(
@@ -351,6 +352,7 @@ class Store:
             before, after = await store._in_worker(store._setup, path, busy_timeout)
             for name, steps in components:
                 await store._in_worker(migrations.migrate_component, name, steps, path)
+            files.secure_store_companions(path, file_group)
         except BaseException:
             await db.close()
             raise
