@@ -1,4 +1,4 @@
-"""`smsgw` command line: run, simulate, send, dial, check-config."""
+"""`smsgw` command line: run, simulate, send, dial, check-config, store stats."""
 
 from __future__ import annotations
 
@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     tx.add_argument("action", choices=["import"])
     tx.add_argument("args", nargs=argparse.REMAINDER, help="FILE.csv [--config F] [--transactions-config F]")
 
+    store = sub.add_parser("store", help="the gateway's database: sizes and oldest rows")
+    store.add_argument("action", choices=["stats"])
+    store.add_argument("args", nargs=argparse.REMAINDER, help="[--config F] [--store FILE] [--json]")
+
     check = sub.add_parser("check-config", help="validate a config file and exit")
     _add_config(check)
 
@@ -79,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return import_main(args.args)
     if args.command == "dial":
         return cmd_dial(args)
+    if args.command == "store":
+        from smsgw.retention import stats_main
+
+        return stats_main(args.args)
     from smsgw.admin import client as operator_client
 
     if args.command in operator_client.COMMANDS:

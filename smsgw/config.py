@@ -22,6 +22,7 @@ from typing import Any
 
 from smsgw.abuse import AbuseConfig
 from smsgw.files import group_id
+from smsgw.retention import RetentionConfig
 from smsgw.smpp import constants as smpp
 from smsgw.tomlcheck import (
     _MISSING,
@@ -216,6 +217,7 @@ class GatewayConfig:
     routes: tuple[RouteConfig, ...] = ()
     abuse: AbuseConfig = field(default_factory=AbuseConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
 
     def carrier(self, name: str) -> CarrierConfig:
         for carrier in self.carriers:
@@ -365,6 +367,7 @@ def _build(
     control.finish()
 
     abuse = _abuse(_Table(checker, ("abuse",), root.table("abuse", {}) or {}))
+    retention = _retention(_Table(checker, ("retention",), root.table("retention", {}) or {}))
 
     carriers = _carriers(checker, root)
     simulators = _simulators(checker, root, known_profiles)
@@ -391,6 +394,7 @@ def _build(
         routes=tuple(routes),
         abuse=abuse,
         admin=admin,
+        retention=retention,
     )
 
 
@@ -422,6 +426,24 @@ def _abuse(t: _Table) -> AbuseConfig:
     )
     t.finish()
     return config
+
+
+def _retention(t: _Table) -> RetentionConfig:
+    d = RetentionConfig()
+    values = {
+        "enabled": t.boolean("enabled", d.enabled),
+        # Fractions of a day are allowed: a soak shows the store level off within minutes.
+        "messages_days": t.number("messages_days", d.messages_days, hi=36500.0),
+        "receipts_days": t.number("receipts_days", d.receipts_days, hi=36500.0),
+        "accounting_days": t.number("accounting_days", d.accounting_days, hi=36500.0),
+        "dedupe_window_s": t.number("dedupe_window_s", d.dedupe_window_s, hi=7 * 86400.0),
+        "batch_rows": t.integer("batch_rows", d.batch_rows, 1, 100_000),
+        "pause_s": t.number("pause_s", d.pause_s, hi=60.0),
+        "interval_s": t.number("interval_s", d.interval_s, hi=86400.0),
+    }
+    t.finish()
+    # A bad value is already reported; its default stands in so the rest can still be checked.
+    return RetentionConfig(**{key: getattr(d, key) if value is None else value for key, value in values.items()})
 
 
 def _tables_under(checker: _Checker, root: _Table, key: str, what: str) -> list[tuple[KeyPath, dict[str, Any]]]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from smsgw.admin.api import AdminRoute
     from smsgw.migrations import Component
+    from smsgw.retention import Rule
     from smsgw.store import NewMt, Outbound, Store
 
 
@@ -62,6 +63,8 @@ class Feature:
     #: `check_config(config_dir, short_codes)` returns the files it read and raises ConfigError
     #: (file, line, key) for a bad one. For `smsgw check-config`.
     check_config: Callable[[Path, Mapping[str, tuple[str, ...]]], Sequence[Path]] | None = None
+    #: How long the feature's own rows are kept (smsgw/retention.py): what it deletes, when.
+    retention: Sequence["Rule"] = ()
 
 
 C = TypeVar("C")

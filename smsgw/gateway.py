@@ -31,6 +31,7 @@ from smsgw.metrics import GatewayMetrics
 from smsgw.message import Channel, Inbound, Lang, Reply, SessionEvent
 from smsgw.msisdn import canonical_msisdn
 from smsgw.outbound import CarrierSender, OutboundQueue
+from smsgw.retention import RetentionService, rules_for
 from smsgw.router import Router
 from smsgw.smpp import constants as c
 from smsgw.smpp.connector import CarrierConnector
@@ -102,6 +103,7 @@ class Gateway(MultiService):
         self.carrier_counters: Counter[tuple[str, str]] = Counter()
         self.abuse = AbuseGuard(config.abuse)
         self.admin: AdminService | None = None  # the admin HTTP API, when enabled in config
+        self.retention: RetentionService | None = None
         # Route changes made through the admin API, laid over the config's routes (smsgw/admin/state.py).
         self.route_overrides = RouteOverrides()
         self.metrics = GatewayMetrics()
@@ -113,6 +115,7 @@ class Gateway(MultiService):
         cfg = self.config
         self.store = await Store.open(
             cfg.store_path, clock=self.clock.seconds, file_group=cfg.file_group,
+            part_dedupe_window=cfg.retention.dedupe_window_s,
             components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
         try:
@@ -143,6 +146,9 @@ class Gateway(MultiService):
             if feature.services is not None:
                 for service in feature.services(self.context, handlers):
                     service.setServiceParent(self)
+        # Old bodies, numbers, parts and receipts pruned in small batches (smsgw/retention.py).
+        self.retention = RetentionService(store, cfg.retention, rules_for(self.features), self.clock)
+        self.retention.setServiceParent(self)
         self.admin = self._admin_service(handlers)
         # USSD dialogues: the app is the handler a feature registers as "ussd" (none: "not offered").
         self.ussd = UssdChannel(store, self.clock, lambda: self.carriers, self.queue.enqueue,

@@ -128,3 +128,10 @@ class _GatewayCollector:
             for reason, value in sorted(gw.admin.site.refusals.items()):
                 refused.add_metric([reason], value)
         yield refused
+
+        pruned = CounterMetricFamily("smsgw_retention_removed", "Rows removed by retention, by rule.",
+                                     labels=["rule"])
+        if gw.retention is not None:
+            for rule, value in sorted(gw.retention.removed.items()):
+                pruned.add_metric([rule], value)
+        yield pruned

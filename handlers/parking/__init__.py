@@ -15,6 +15,7 @@ from typing import Any
 from handlers.parking.config import CONFIG_FILE, ParkingConfig, load_parking_config
 from handlers.parking.handler import ParkingHandler
 from handlers.parking.reminders import ReminderScheduler
+from handlers.parking.retention import RULES as RETENTION
 from handlers.parking.schema import COMPONENT
 from smsgw.feature import Feature, FeatureFile, ServiceContext
 
@@ -37,7 +38,7 @@ def make_feature(config: ParkingConfig | str | os.PathLike[str] | None = None) -
         return [ReminderScheduler(handlers[HANDLER], ctx)]
 
     return Feature(name="parking", handlers={HANDLER: handler}, schema=COMPONENT, services=services,
-                   check_config=file.check)
+                   check_config=file.check, retention=RETENTION)
 
 
 FEATURE: Feature = make_feature()

@@ -19,6 +19,7 @@ from handlers.transactions.api import transaction_routes
 from handlers.transactions.config import CONFIG_FILE, load_transactions_config
 from handlers.transactions.dispatcher import NoticeDispatcher
 from handlers.transactions.handler import TransactionsHandler
+from handlers.transactions.retention import RULES as RETENTION
 from handlers.transactions.schema import SCHEMA
 from handlers.transactions.service import Outbox, TransactionService
 from smsgw.admin.api import AdminRoute
@@ -59,4 +60,5 @@ FEATURE = Feature(
     services=_services,
     admin_routes=_admin_routes,
     check_config=_check_config,
+    retention=RETENTION,
 )

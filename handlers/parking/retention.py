@@ -1,0 +1,38 @@
+"""How long parking keeps its rows (smsgw/retention.py).
+
+A request's outcome (kept so that an MO processed again after a crash changes nothing) goes with
+the messages.  Sessions and their ledger entries are what the carriers' settlements are made of:
+they are kept for the accounting period, and only a session that ended, and saw no money move,
+before it.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from smsgw.retention import Rule
+
+RULES: Final[tuple[Rule, ...]] = (
+    Rule(
+        "parking_request", "parking_request", "messages",
+        "SELECT request_id FROM parking_request WHERE at < :cutoff ORDER BY at LIMIT :limit",
+        ("DELETE FROM parking_request WHERE request_id IN ({keys})",),
+        ("CREATE INDEX IF NOT EXISTS parking_request_at ON parking_request (at)",),
+        key_columns=("request_id",),
+    ),
+    Rule(
+        "parking_session", "parking_session", "accounting",
+        "SELECT s.id FROM parking_session AS s WHERE s.updated_at < :cutoff AND s.end_at < :cutoff"
+        " AND NOT EXISTS (SELECT 1 FROM parking_ledger AS l WHERE l.session_id = s.id AND l.at >= :cutoff)"
+        " ORDER BY s.updated_at LIMIT :limit",
+        (
+            # A credit names the charge it gives back: both go, in one statement.
+            "DELETE FROM parking_ledger WHERE session_id IN ({keys})",
+            "DELETE FROM parking_session WHERE id IN ({keys})",
+        ),
+        (
+            "CREATE INDEX IF NOT EXISTS parking_session_updated ON parking_session (updated_at)",
+            "CREATE INDEX IF NOT EXISTS parking_ledger_charge ON parking_ledger (charge_id) WHERE charge_id IS NOT NULL",
+        ),
+    ),
+)
