@@ -4,6 +4,7 @@
     .venv/bin/python scripts/soak.py                         # 30 minutes at 200 MO/s, mixed
     .venv/bin/python scripts/soak.py --minutes 3 --rate 100  # a short run
     .venv/bin/python scripts/soak.py --backlog --minutes 5   # outbound backlog: memory vs queue depth
+    .venv/bin/python scripts/soak.py --retention --minutes 6  # retention: store size levels off
 
 Steady mode: the simulators' `load` op sends the routed `--mix` texts at `--rate` a second, round
 robin over the three carriers, each MO from a fresh MSISDN, and waits for one reply to each. The
@@ -16,7 +17,12 @@ Backlog mode: every carrier answers ESME_RTHROTTLED to every submit (a throttle 
 keep arriving at `--rate`, so the outbound queue only grows. Figures: whether MOs kept being
 acknowledged, the backlog reached, RSS against backlog (MB per 10,000 queued MTs), then, with the
 storm lifted, how long the backlog took to drain and whether every MO got exactly one reply.
-Both modes stop by themselves.
+Retention mode: steady load with a retention window of `--retention-window-s` (instead of 90
+days) and a sweep every `--retention-interval-s`, the store's files sampled with the RSS.  Figures:
+database and WAL size over time, rows held, the size when the window was first full and at the
+end, and its growth (MB per minute) over the part of the run after the window filled, which
+levels off at zero when pruning keeps pace; with the latencies, to compare with a plain steady run.
+Every mode stops by itself.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -55,6 +62,10 @@ from procs import (  # noqa: E402
 #: As the chaos mix, but bookings of 300 minutes: their reminders (10 minutes before the end) fall
 #: after any soak, where the load runner would count them as second replies.
 SOAK_MIX = DEFAULT_MIX.replace("{plate} 30@", "{plate} 300@")
+#: For --retention: no bookings.  A booking's session and ledger entries are accounting data, kept
+#: for the accounting period (and a session still running is never pruned): they would grow the
+#: store by design during any run shorter than that.
+RETENTION_MIX = DEFAULT_MIX.replace("{plate} 30@90091", "MY@90091")
 
 
 def log(message: str) -> None:
@@ -81,8 +92,55 @@ def queued_mts(store: Path) -> int | None:
         return None
 
 
+def store_sample(store: Path) -> dict[str, Any]:
+    """Sizes of the store's files (MB) and the message rows it holds."""
+    sizes = {}
+    for suffix in ("", "-wal"):
+        try:
+            sizes[suffix] = round((store.parent / (store.name + suffix)).stat().st_size / 1e6, 2)
+        except OSError:
+            sizes[suffix] = None
+    try:
+        rows = query_store(store, "SELECT (SELECT COUNT(*) FROM inbound) + (SELECT COUNT(*) FROM outbound)")[0][0]
+    except Exception:  # sqlite3.Error, or the file not created yet
+        rows = None
+    return {"db_mb": sizes[""], "wal_mb": sizes["-wal"], "rows": rows}
+
+
+def table_rows(store: Path) -> dict[str, int]:
+    """Rows per table of the store at the end: what retention removed, and what it keeps by design."""
+    from smsgw.retention import stats
+
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
+    try:
+        return {name: table["rows"] for name, table in stats(conn).items() if table["rows"]}
+    finally:
+        conn.close()
+
+
+def retention_figures(args: argparse.Namespace, samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The store's size over a retention soak: when the window first filled, at the end, and the
+    growth after the window (plus a sweep, plus a margin) was full."""
+    full_at = args.retention_window_s + args.retention_interval_s
+    settled = [s for s in samples if s["t"] >= full_at * 1.5 and s["db_mb"] is not None]
+    growth = slope([(s["t"] / 60, s["db_mb"]) for s in settled])
+    at_window = next((s for s in samples if s["t"] >= full_at and s["db_mb"] is not None), None)
+    return {
+        "retention_window_s": args.retention_window_s,
+        "retention_interval_s": args.retention_interval_s,
+        "db_mb_when_window_full": at_window["db_mb"] if at_window else None,
+        "db_mb_end": samples[-1]["db_mb"] if samples else None,
+        "db_mb_peak": max((s["db_mb"] or 0 for s in samples), default=None),
+        "wal_mb_peak": max((s["wal_mb"] or 0 for s in samples), default=None),
+        "rows_when_window_full": at_window["rows"] if at_window else None,
+        "rows_end": samples[-1]["rows"] if samples else None,
+        "db_growth_mb_per_min_after_window": round(growth, 3) if growth is not None else None,
+        "store_samples": samples[:: max(1, len(samples) // 24)],
+    }
+
+
 def steady(args: argparse.Namespace, sims: Simulators, gateway: GatewayProcess,
-           pairs: list[list[str]]) -> dict[str, Any]:
+           pairs: list[list[str]], store: Path | None = None) -> dict[str, Any]:
     duration = args.minutes * 60.0
     count = max(1, int(args.rate * duration))
     result: dict[str, Any] = {}
@@ -103,21 +161,25 @@ def steady(args: argparse.Namespace, sims: Simulators, gateway: GatewayProcess,
     started = time.monotonic()
     runner.start()
     samples: list[tuple[float, float]] = []
+    stored: list[dict[str, Any]] = []
     while runner.is_alive():
         runner.join(args.sample_s)
         rss = rss_mb(gateway.pid)
+        if store is not None and runner.is_alive():
+            stored.append({"t": round(time.monotonic() - started, 1), **store_sample(store)})
         if rss is not None and runner.is_alive():
             samples.append((time.monotonic() - started, rss))
             if len(samples) % max(1, int(60 / args.sample_s)) == 0:
-                log(f"{samples[-1][0]:.0f} s: RSS {rss} MB")
+                extra = f", store {stored[-1]['db_mb']} MB, {stored[-1]['rows']} rows" if stored else ""
+                log(f"{samples[-1][0]:.0f} s: RSS {rss} MB{extra}")
     measured = [(t, rss) for t, rss in samples if t >= args.warmup_s] or samples
     growth = slope(measured)
     # State kept for a time window (per-MSISDN limits, dedupe) grows until the window is full and
     # then holds: the second half of a long run shows the steady state.
     second_half = [(t, rss) for t, rss in measured if t >= (measured[0][0] + measured[-1][0]) / 2] if measured else []
     growth_late = slope(second_half)
-    return {
-        "mode": "steady",
+    figures = {
+        "mode": "retention" if store is not None else "steady",
         "minutes": args.minutes,
         "rate": args.rate,
         "messages": result.get("sent"),
@@ -138,6 +200,9 @@ def steady(args: argparse.Namespace, sims: Simulators, gateway: GatewayProcess,
         "samples": len(measured),
         "finished": result.get("finished") or result.get("error"),
     }
+    if store is not None:
+        figures.update(retention_figures(args, stored))
+    return figures
 
 
 def backlog(args: argparse.Namespace, sims: Simulators, gateway: GatewayProcess, store: Path,
@@ -223,17 +288,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-s", type=float, default=10.0, help="seconds between RSS samples")
     parser.add_argument("--warmup-s", type=float, default=None, help="default: 10%% of the run, at most 120 s")
     parser.add_argument("--tps", type=float, default=500.0, help="per-carrier TPS, gateway and SMSC")
-    parser.add_argument("--mix", default=SOAK_MIX, help="TEXT@SHORT_CODE=WEIGHT;... (routed entries only)")
+    parser.add_argument("--mix", default=None, help="TEXT@SHORT_CODE=WEIGHT;... (routed entries only)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--backlog", action="store_true", help="throttle storm while MOs keep coming")
     parser.add_argument("--drain-timeout-s", type=float, default=600.0)
+    parser.add_argument("--retention", action="store_true",
+                        help="steady load with a short retention window: the store's size over time")
+    parser.add_argument("--retention-window-s", type=float, default=90.0, help="messages kept this long")
+    parser.add_argument("--retention-interval-s", type=float, default=5.0, help="seconds between sweeps")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a gateway config key, wherever it appears (e.g. window_s=60); repeatable")
     parser.add_argument("--keep", metavar="DIR", help="keep logs and store in DIR")
     args = parser.parse_args(argv)
     exit_on_sigterm()
     if args.minutes is None:
-        args.minutes = 5.0 if args.backlog else 30.0
+        args.minutes = 5.0 if args.backlog else 6.0 if args.retention else 30.0
+    if args.mix is None:
+        args.mix = RETENTION_MIX if args.retention else SOAK_MIX
     if args.warmup_s is None:
         args.warmup_s = min(120.0, args.minutes * 6.0)
 
@@ -242,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
         sims = Simulators(work, tps=args.tps)
         store = work / "soak.sqlite3"
         settings: dict[str, Any] = {"tps": args.tps, "reconnect_initial_s": 0.1}
+        if args.retention:
+            window_days = args.retention_window_s / 86400
+            settings.update({"messages_days": window_days, "receipts_days": window_days,
+                             "dedupe_window_s": min(3600.0, args.retention_window_s),
+                             "interval_s": args.retention_interval_s})
+            args.sample_s = min(args.sample_s, 5.0)
         for item in args.set:
             key, _, value = item.partition("=")
             settings[key.strip()] = _config_value(value.strip())
@@ -263,13 +340,15 @@ def main(argv: list[str] | None = None) -> int:
                 rng = random.Random(args.seed)
                 pairs = [[e.short_code, e.text(i)] for e in mix for i in range(max(1, round(e.weight * 10)))]
                 rng.shuffle(pairs)
-                figures = steady(args, sims, gateway, pairs)
+                figures = steady(args, sims, gateway, pairs, store if args.retention else None)
             alive = gateway.alive()
         finally:
             try:
                 exit_code = gateway.stop()
             finally:
                 sims.stop()
+        if args.retention:
+            figures["rows_per_table_end"] = table_rows(store)
         problems = log_problems(gateway.log_path)
         figures.update({
             "mix": handlers, "mix_skipped": skipped, "tps": args.tps, "settings": args.set,

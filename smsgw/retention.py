@@ -16,9 +16,9 @@ repeats every `interval_s`.  Features bring rules for their own tables (`Feature
 
 `smsgw store stats` (`stats_main`) shows each table's rows, bytes and oldest row beside the
 windows in force.  Tables not pruned here on purpose: the transactions and their registered
-numbers (the back office's records, changed through its feed), opt-outs (txn_subscriber: a STOP
-must be honoured for ever), language choices (ussd_language), route changes and the audit log
-(no message bodies, numbers masked).
+numbers (the back office's records, changed through its feed), opt-outs (a STOP must be
+honoured for as long as the number may be notified), language choices made in the USSD menu
+(ussd_language), route changes and the audit log (no message bodies, numbers masked).
 """
 
 from __future__ import annotations

@@ -101,6 +101,11 @@ async def test_a_sweep_removes_what_is_past_its_window_and_never_live_work(tmp_p
                          " ('MM-2026-000001', 'x', 'received', ?, ?)", (old, old))
             conn.execute("INSERT INTO txn_change (id, ref, new_status, updated_at, changed_at, source) VALUES"
                          " (1, 'MM-2026-000001', 'received', ?, ?, 'test')", (old, old))
+            for msisdn, seen_at, opted_out in (("96891000020", old, 0), ("96891000021", old, 1),
+                                               ("96891000022", old, 0), ("96891000023", recent, 0)):
+                conn.execute("INSERT INTO txn_subscriber (msisdn, carrier, lang, seen_at, opted_out) VALUES"
+                             " (?, 'omantel', 'en', ?, ?)", (msisdn, seen_at, opted_out))
+            conn.execute("INSERT INTO txn_msisdn (msisdn, ref) VALUES ('96891000022', 'MM-2026-000001')")
             for nid, state in ((1, "queued"), (2, "pending")):
                 conn.execute("INSERT INTO txn_notice (id, change_id, ref, msisdn, text, created_at, state) VALUES"
                              " (?, 1, 'MM-2026-000001', ?, 'your request', ?, ?)", (nid, f"9689100001{nid}", old, state))
@@ -132,6 +137,10 @@ async def test_a_sweep_removes_what_is_past_its_window_and_never_live_work(tmp_p
         assert await count(store, "SELECT COUNT(*) FROM parking_request") == 0
         assert await count(store, "SELECT state FROM txn_notice") == "pending"  # not sent yet: kept
         assert await count(store, "SELECT COUNT(*) FROM txn") == 1  # the back office's record
+        # Forgotten: a number that only looked something up long ago.  Kept: an opt-out, a number
+        # registered to a transaction (its notices need its carrier and language), a recent one.
+        kept = await store.read(lambda c: sorted(m for (m,) in c.execute("SELECT msisdn FROM txn_subscriber")))
+        assert kept == ["96891000021", "96891000022", "96891000023"]
         # Nothing older than its window is left of the old number.
         assert await count(store, "SELECT COUNT(*) FROM inbound WHERE msisdn = '96891000001'") == 0
         assert await count(store, "SELECT COUNT(*) FROM outbound WHERE msisdn = '96891000001'") == 0

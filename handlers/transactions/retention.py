@@ -1,9 +1,10 @@
 """How long the transactions feature keeps its rows (smsgw/retention.py).
 
 Notification texts (with the number they went to) and failed look-up counters go with the
-messages.  The transactions, their registered numbers, history and opt-outs stay: the first
-three are the back office's records, changed through its feed; an opt-out must be honoured for
-as long as the number may be notified.
+messages; so does what a number's own messages taught us (the carrier and language it last used)
+once it is registered to no transaction.  The transactions, their registered numbers, history
+and opt-outs stay: the first three are the back office's records, changed through its feed; an
+opt-out must be honoured for as long as the number may be notified.
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ RULES: Final[tuple[Rule, ...]] = (
         "SELECT msisdn FROM txn_lookup_limit WHERE window_start < :cutoff ORDER BY window_start LIMIT :limit",
         ("DELETE FROM txn_lookup_limit WHERE msisdn IN ({keys})",),
         ("CREATE INDEX IF NOT EXISTS txn_lookup_limit_start ON txn_lookup_limit (window_start)",),
+        key_columns=("msisdn",),
+    ),
+    Rule(
+        "txn_subscriber", "txn_subscriber", "messages",
+        "SELECT s.msisdn FROM txn_subscriber AS s WHERE s.seen_at < :cutoff AND s.opted_out = 0"
+        " AND NOT EXISTS (SELECT 1 FROM txn_msisdn AS m WHERE m.msisdn = s.msisdn) ORDER BY s.seen_at LIMIT :limit",
+        ("DELETE FROM txn_subscriber WHERE msisdn IN ({keys})",),
+        ("CREATE INDEX IF NOT EXISTS txn_subscriber_seen ON txn_subscriber (seen_at)",),
         key_columns=("msisdn",),
     ),
 )
