@@ -403,9 +403,13 @@ def _file_group(t: _Table) -> str | None:
     if name is None:
         return None
     try:
-        group_id(name)
+        gid = group_id(name)
     except KeyError:
         t.error("file_group", f"no group named {_show(name)} on this machine")
+        return None
+    # Only root, or a member, may give a file to a group.
+    if os.geteuid() != 0 and gid != os.getegid() and gid not in os.getgroups():
+        t.error("file_group", f"this user is not a member of {_show(name)}, so it cannot give its files to it")
         return None
     return name
 

@@ -22,8 +22,8 @@ Why it is built this way
   fsync per batch.
 * Only this module writes SQL.  Times come from the caller or the injected `clock`, so tests are
   deterministic.
-* Retention is not handled yet: inbound, outbound, mt_part and dlr rows (and unmatched receipts)
-  are kept for ever; mo_part_done rows are pruned after `part_dedupe_window`.
+* Retention lives in smsgw/retention.py: old rows are deleted there, in small batches that go
+  through `write` like any other; mo_part_done rows are also pruned here after `part_dedupe_window`.
 """
 
 from __future__ import annotations

@@ -363,9 +363,12 @@ class AdminChannel(HTTPChannel):
     def _too_slow(self, phase: str) -> None:
         self._deadline = None
         limit = self.limits.header_timeout_s if phase == "header" else self.limits.body_timeout_s
-        method = getattr(self, "_command", b"").decode("ascii", "replace").upper()
+        seen = _Seen(getattr(self, "_command", b"").decode("ascii", "replace").upper())
+        admission = getattr(self.requests[-1], "admission", None) if self.requests else None
+        if admission is not None:  # the body was late: the request is known
+            seen.route, seen.principal = admission.route, admission.principal
         self._refuse(ApiError(408, "request_timeout", f"the request {phase} did not arrive within {limit:g} s"),
-                     _Seen(method), f"{phase}_timeout")
+                     seen, f"{phase}_timeout")
 
     def _respondToBadRequestAndDisconnect(self) -> None:  # twisted.web: the request is not valid HTTP
         self._refuse(ApiError(400, "bad_request", "the request is not valid HTTP/1.1"), _Seen(), "bad_request")
