@@ -113,6 +113,7 @@ class Gateway(MultiService):
         cfg = self.config
         self.store = await Store.open(
             cfg.store_path, clock=self.clock.seconds, mo_dedupe_window=cfg.mo_dedupe_window_s,
+            file_group=cfg.file_group,
             components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
         try:
