@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smsgw.abuse import AbuseConfig
+from smsgw.redelivery import DEFAULT_WINDOW_S as DEFAULT_MO_DEDUPE_WINDOW_S
 from smsgw.files import group_id
 from smsgw.retention import RetentionConfig
 from smsgw.smpp import constants as smpp
@@ -208,6 +209,8 @@ class GatewayConfig:
     file_group: str | None = None
     log_level: str = "info"
     mo_reassembly_timeout_s: float = 120.0
+    #: An MO with the carrier id and the content of one accepted this recently is a redelivery.
+    mo_dedupe_window_s: float = DEFAULT_MO_DEDUPE_WINDOW_S
     shutdown_timeout_s: float = 5.0
     embedded_simulators: bool = True
     control_host: str = "127.0.0.1"
@@ -357,6 +360,7 @@ def _build(
     file_group = _file_group(gw)
     log_level = gw.choice("log_level", "info", LOG_LEVELS)
     mo_reassembly_timeout_s = gw.number("mo_reassembly_timeout_s", 120.0, hi=86400)
+    mo_dedupe_window_s = gw.number("mo_dedupe_window_s", DEFAULT_MO_DEDUPE_WINDOW_S, lo=60.0, hi=30 * 86400.0)
     shutdown_timeout_s = gw.number("shutdown_timeout_s", 5.0, hi=300)
     embedded = gw.boolean("embedded_simulators", True)
     gw.finish()
@@ -385,6 +389,7 @@ def _build(
         file_group=file_group,
         log_level=log_level,
         mo_reassembly_timeout_s=mo_reassembly_timeout_s,
+        mo_dedupe_window_s=mo_dedupe_window_s,
         shutdown_timeout_s=shutdown_timeout_s,
         embedded_simulators=embedded,
         control_host=control_host,

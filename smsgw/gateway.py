@@ -114,8 +114,8 @@ class Gateway(MultiService):
     async def start(self) -> None:
         cfg = self.config
         self.store = await Store.open(
-            cfg.store_path, clock=self.clock.seconds, file_group=cfg.file_group,
-            part_dedupe_window=cfg.retention.dedupe_window_s,
+            cfg.store_path, clock=self.clock.seconds, mo_dedupe_window=cfg.mo_dedupe_window_s,
+            part_dedupe_window=cfg.retention.dedupe_window_s, file_group=cfg.file_group,
             components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
         try:
