@@ -316,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.retention:
             window_days = args.retention_window_s / 86400
             settings.update({"messages_days": window_days, "receipts_days": window_days,
-                             "dedupe_window_s": min(3600.0, args.retention_window_s),
+                             "part_dedupe_window_s": max(60.0, min(3600.0, args.retention_window_s)),
+                             "mo_dedupe_window_s": max(60.0, min(86400.0, args.retention_window_s)),
                              "interval_s": args.retention_interval_s})
             args.sample_s = min(args.sample_s, 5.0)
         for item in args.set:

@@ -211,6 +211,9 @@ class GatewayConfig:
     mo_reassembly_timeout_s: float = 120.0
     #: An MO with the carrier id and the content of one accepted this recently is a redelivery.
     mo_dedupe_window_s: float = DEFAULT_MO_DEDUPE_WINDOW_S
+    #: A part identical to one of a long MO assembled this recently is a redelivery (and its parts
+    #: are kept that long for it, then pruned).
+    part_dedupe_window_s: float = 3600.0
     shutdown_timeout_s: float = 5.0
     embedded_simulators: bool = True
     control_host: str = "127.0.0.1"
@@ -361,6 +364,7 @@ def _build(
     log_level = gw.choice("log_level", "info", LOG_LEVELS)
     mo_reassembly_timeout_s = gw.number("mo_reassembly_timeout_s", 120.0, hi=86400)
     mo_dedupe_window_s = gw.number("mo_dedupe_window_s", DEFAULT_MO_DEDUPE_WINDOW_S, lo=60.0, hi=30 * 86400.0)
+    part_dedupe_window_s = gw.number("part_dedupe_window_s", 3600.0, lo=60.0, hi=7 * 86400.0)
     shutdown_timeout_s = gw.number("shutdown_timeout_s", 5.0, hi=300)
     embedded = gw.boolean("embedded_simulators", True)
     gw.finish()
@@ -390,6 +394,7 @@ def _build(
         log_level=log_level,
         mo_reassembly_timeout_s=mo_reassembly_timeout_s,
         mo_dedupe_window_s=mo_dedupe_window_s,
+        part_dedupe_window_s=part_dedupe_window_s,
         shutdown_timeout_s=shutdown_timeout_s,
         embedded_simulators=embedded,
         control_host=control_host,
@@ -445,7 +450,6 @@ def _retention(t: _Table) -> RetentionConfig:
         "messages_days": t.number("messages_days", d.messages_days, hi=36500.0),
         "receipts_days": t.number("receipts_days", d.receipts_days, hi=36500.0),
         "accounting_days": t.number("accounting_days", d.accounting_days, hi=36500.0),
-        "dedupe_window_s": t.number("dedupe_window_s", d.dedupe_window_s, hi=7 * 86400.0),
         "batch_rows": t.integer("batch_rows", d.batch_rows, 1, 100_000),
         "pause_s": t.number("pause_s", d.pause_s, hi=60.0),
         "interval_s": t.number("interval_s", d.interval_s, hi=86400.0),

@@ -10,6 +10,7 @@ crash is found unprocessed in the store at start-up and processed then.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -115,7 +116,7 @@ class Gateway(MultiService):
         cfg = self.config
         self.store = await Store.open(
             cfg.store_path, clock=self.clock.seconds, mo_dedupe_window=cfg.mo_dedupe_window_s,
-            part_dedupe_window=cfg.retention.dedupe_window_s, file_group=cfg.file_group,
+            part_dedupe_window=cfg.part_dedupe_window_s, file_group=cfg.file_group,
             components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
         try:
@@ -147,7 +148,9 @@ class Gateway(MultiService):
                 for service in feature.services(self.context, handlers):
                     service.setServiceParent(self)
         # Old bodies, numbers, parts and receipts pruned in small batches (smsgw/retention.py).
-        self.retention = RetentionService(store, cfg.retention, rules_for(self.features), self.clock)
+        # The parts of assembled long MOs go once their redelivery window is over.
+        retention = dataclasses.replace(cfg.retention, dedupe_window_s=cfg.part_dedupe_window_s)
+        self.retention = RetentionService(store, retention, rules_for(self.features), self.clock)
         self.retention.setServiceParent(self)
         self.admin = self._admin_service(handlers)
         # USSD dialogues: the app is the handler a feature registers as "ussd" (none: "not offered").

@@ -3,7 +3,8 @@
 Every message body and number the gateway stores (MO and MT rows, their parts and receipts, USSD
 dialogues, feature rows such as notification texts) is deleted once it is older than
 `[retention] messages_days`; receipts that never matched an MT after `receipts_days`; the parts
-of long MOs already assembled once the redelivery window (`dedupe_window_s`) is over; the parking
+of long MOs already assembled once their redelivery window (`[gateway] part_dedupe_window_s`) is
+over; the parking
 ledger and its sessions (settlement data) only after `accounting_days`.  What is still being
 worked on is never touched: an MO not yet processed, an MT still queued.
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import functools
 import json
 import os
@@ -61,7 +63,7 @@ class RetentionConfig:
     messages_days: float = 90.0  # MO/MT bodies and numbers, parts, receipts, dialogues, notices
     receipts_days: float = 7.0  # delivery receipts that never matched an MT
     accounting_days: float = 3650.0  # parking sessions and ledger: what settlements are made of
-    dedupe_window_s: float = 3600.0  # parts of assembled long MOs, kept to drop redeliveries
+    dedupe_window_s: float = 3600.0  # parts of assembled long MOs: [gateway] part_dedupe_window_s
     batch_rows: int = 200  # keys removed per write: the longest a live write waits behind pruning
     pause_s: float = 0.05  # between two batches
     interval_s: float = 300.0  # between sweeps
@@ -102,10 +104,13 @@ class Rule:
 
 CORE_RULES: Final[tuple[Rule, ...]] = (
     # MTs first: a reply goes with the MO it answered, and the MO rule below then finds no reply
-    # pointing at it.  A queued MT is still to be sent (its validity expires it long before).
+    # pointing at it.  A queued MT is still to be sent (its validity expires it long before).  The
+    # newest row of a table always stays, so that an id is never given out twice (SQLite would
+    # reuse the highest one), which rows elsewhere (a reminder, a notice) may still name.
     Rule(
         "outbound", "outbound", "messages",
-        "SELECT id FROM outbound WHERE created_at < :cutoff AND state <> 'queued' ORDER BY created_at LIMIT :limit",
+        "SELECT id FROM outbound WHERE created_at < :cutoff AND state <> 'queued'"
+        " AND id < (SELECT MAX(id) FROM outbound) ORDER BY created_at LIMIT :limit",
         (
             "DELETE FROM dlr WHERE outbound_id IN ({keys})",
             "DELETE FROM mt_part WHERE outbound_id IN ({keys})",
@@ -116,7 +121,7 @@ CORE_RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "inbound", "inbound", "messages",
         "SELECT id FROM inbound WHERE received_at < :cutoff AND processed_at IS NOT NULL"
-        " ORDER BY received_at LIMIT :limit",
+        " AND id < (SELECT MAX(id) FROM inbound) ORDER BY received_at LIMIT :limit",
         (
             "UPDATE outbound SET inbound_id = NULL WHERE inbound_id IN ({keys})",
             "DELETE FROM mo_part_done WHERE inbound_id IN ({keys})",
@@ -333,9 +338,16 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / DAY:.1f} d"
 
 
-def _window_text(config: RetentionConfig, windows: Sequence[str]) -> str:
+#: Tables the store prunes by itself, as their own rule says.
+_PRUNED_BY_THE_STORE = {
+    "mo_seen": "[gateway] mo_dedupe_window_s (by the store)",
+    "mo_part": "until assembled, or mo_reassembly_timeout_s",
+}
+
+
+def _window_text(config: RetentionConfig, windows: Sequence[str], table: str = "") -> str:
     if not windows:
-        return "not pruned by retention"
+        return _PRUNED_BY_THE_STORE.get(table, "not pruned by retention")
     return ", ".join(f"{w} {_age(config.window_s(w))}" for w in dict.fromkeys(windows))
 
 
@@ -374,7 +386,7 @@ def stats_main(argv: Sequence[str] | None = None, out: TextIO | None = None, err
     except sqlite3.Error as exc:
         print(f"cannot read {path}: {exc}", file=err)
         return 2
-    retention = config.retention
+    retention = dataclasses.replace(config.retention, dedupe_window_s=config.part_dedupe_window_s)
     report = {
         "path": path, "files": _file_sizes(path), "page_size": page_size, "pages": pages, "free_pages": free,
         "retention": {"enabled": retention.enabled, **{w: retention.window_s(w) for w in WINDOWS}},
@@ -393,7 +405,7 @@ def stats_main(argv: Sequence[str] | None = None, out: TextIO | None = None, err
     for name, t in tables.items():
         size = f"{t['bytes'] / 1e6:.2f}" if t["bytes"] is not None else "-"
         oldest = _age(now - t["oldest"]) if isinstance(t["oldest"], (int, float)) else "-"
-        print(f"{name:<20} {t['rows']:>10} {size:>9}  {oldest:<12} {_window_text(retention, t['windows'])}",
+        print(f"{name:<20} {t['rows']:>10} {size:>9}  {oldest:<12} {_window_text(retention, t['windows'], name)}",
               file=out)
     return 0
 
