@@ -33,7 +33,7 @@ __all__ = [
 #: documents, never uploads.
 MAX_BODY = 1024 * 1024
 #: An error message or field name longer than this is cut: errors must not echo big inputs back.
-MAX_MESSAGE = 300
+MAX_MESSAGE = 500
 MAX_FIELD = 64
 
 
