@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 
 from handlers import texts
 from handlers.parking.config import ParkingConfig, Zone, default_config_path, load_parking_config
-from handlers.parking.parser import Command, Parsed, ParseError, Reason, keyword_command, parse
+from handlers.parking.parser import Command, Parsed, ParseError, Reason, keyword_command
+from handlers.parking.sentence import Guess, understand
 from handlers.parking.service import CheckResult, Outcome, ParkingService, Requester, SessionView, Status
 from handlers.parking.tariff import DurationProblem
 from smsgw.message import Lang, Reply, Request
@@ -138,6 +139,19 @@ T: dict[str, dict[Lang, str]] = {
         Lang.EN: "How long? Send {plate} {unit} (minutes, {unit} to {limit})",
         Lang.AR: "كم المدة؟ أرسل {plate} {unit} (بالدقائق، {unit} إلى {limit})",
     },
+    "unknown_zone": {
+        Lang.EN: "Unknown zone '{word}'. Zones: {zones}. Send e.g. {example}",
+        Lang.AR: "المنطقة «{word}» غير معروفة. المناطق: {zones}. مثال: {example}",
+    },
+    "zone_item": {Lang.EN: "{code} {name}", Lang.AR: "{code} {name}"},
+    "no_plate_number": {
+        Lang.EN: "Plate {letters} has no number. Send the plate's digits and letters, e.g. {example}",
+        Lang.AR: "اللوحة {letters} بدون رقم. أرسل أرقام اللوحة وحروفها، مثال: {example}",
+    },
+    "not_now": {
+        Lang.EN: "Parking starts when you send it, for a number of minutes. Send e.g. {example}",
+        Lang.AR: "الوقوف يبدأ عند إرسال الرسالة، لعدد من الدقائق. مثال: {example}",
+    },
 }
 
 
@@ -173,8 +187,8 @@ class Wording:
     def _zone(self, code: str | None = None) -> Zone:
         return self.config.zones.get(code or "") or self.config.zone(None)
 
-    def example(self, plate: str | None = None, code: str | None = None) -> str:
-        return f"{plate or EXAMPLE_PLATE} {self._zone(code).tariff.unit_minutes}"
+    def example(self, plate: str | None = None, code: str | None = None, minutes: int | None = None) -> str:
+        return f"{plate or EXAMPLE_PLATE} {minutes or self._zone(code).tariff.unit_minutes}"
 
     # -- outcomes
 
@@ -273,22 +287,47 @@ class Wording:
         lang = self.lang
         t = self._zone().tariff
         reason = error.reason
+        # The example is the driver's own plate and minutes where they were read.
+        example = self.example(error.plate, minutes=error.minutes)
         if reason is Reason.UNKNOWN_WORD:
             head = texts.NOT_UNDERSTOOD[lang].format(q=texts.quote_user_text(text, lang))
-            return f"{head} {_t('format', lang, example=self.example(error.plate))}"
+            return f"{head} {_t('format', lang, example=example)}"
         if reason is Reason.NO_PLATE:
             return _t("check_format", lang, kw=_KW[Command.CHECK][lang], plate=EXAMPLE_PLATE)
         if reason is Reason.NO_LETTERS:
-            return _t("no_letters", lang, digits=error.word or "1234", unit=t.unit_minutes)
+            return _t("no_letters", lang, digits=error.word or "1234", unit=error.minutes or t.unit_minutes)
         if reason is Reason.PLATE_DIGITS:
-            return _t("plate_digits", lang, max=self.config.plates.max_digits, example=self.example())
+            return _t("plate_digits", lang, max=self.config.plates.max_digits,
+                      example=self.example(minutes=error.minutes))
         if reason is Reason.PLATE_LETTERS:
-            return _t("plate_letters", lang, word=error.word or "", example=self.example())
+            return _t("plate_letters", lang, word=error.word or "", example=self.example(minutes=error.minutes))
+        if reason is Reason.UNKNOWN_ZONE:
+            return self.unknown_zone(error)
+        if reason is Reason.NO_PLATE_NUMBER:
+            return _t("no_plate_number", lang, letters=error.word or "",
+                      example=self.example(f"1234{error.word or 'AB'}", minutes=error.minutes))
+        if reason is Reason.NOT_NOW:
+            return _t("not_now", lang, example=example)
         if reason is Reason.NO_DURATION:
             return _t("no_duration", lang, plate=error.plate or EXAMPLE_PLATE, unit=t.unit_minutes, limit=t.max_minutes)
         if reason is Reason.BAD_DURATION:
             return self.duration_problem(DurationProblem.NOT_A_MULTIPLE, error.plate)
-        return _t("format", lang, example=self.example())
+        return _t("format", lang, example=example)
+
+    def unknown_zone(self, error: ParseError) -> str:
+        """Names every zone (code and name, or the codes alone if the names do not fit)."""
+        zones = self.config.zones
+        sep = texts.LIST_SEP[self.lang]
+        first = next(iter(zones))
+        example = f"{error.plate or EXAMPLE_PLATE} {first} {error.minutes or self._zone().tariff.unit_minutes}"
+        text = ""
+        for with_names in (True, False):
+            listed = sep.join(_t("zone_item", self.lang, code=z.code, name=z.name(self.arabic)) if with_names
+                              else z.code for z in zones.values())
+            text = _t("unknown_zone", self.lang, word=error.word or "", zones=listed, example=example)
+            if self.fits(text):
+                break
+        return text
 
     def fits(self, text: str) -> bool:
         # Short texts fit whatever their characters (80 GSM characters, each at worst an escape
@@ -308,16 +347,16 @@ class ParkingHandler:
         self.service = ParkingService(ctx, self.config)
         self._grammar = self.config.grammar()
 
-    def read(self, req: Request) -> Parsed | ParseError:
+    def read(self, req: Request) -> Parsed | Guess | ParseError:
         inspector = req.inbound.msisdn in self.config.inspectors
         words = tokens(req.inbound.text)
         first = words[0].rstrip(_TRAILING_PUNCT) if words else ""
         if req.keyword and keyword_command(first) is None:
             # The router matched an alias the parser does not know (added in gateway.toml): trust
             # the router's keyword and read what follows it.
-            return parse(" ".join(req.args), self._grammar, req.keyword, inspector=inspector)
+            return understand(" ".join(req.args), self._grammar, req.keyword, inspector=inspector)
         # The whole text, so that the parser sees the word as typed: `Y 1234 30` may be plate 1234Y.
-        return parse(req.inbound.text, self._grammar, inspector=inspector)
+        return understand(req.inbound.text, self._grammar, inspector=inspector)
 
     async def handle(self, req: Request) -> list[Reply]:
         inbound = req.inbound
@@ -326,6 +365,11 @@ class ParkingHandler:
         if isinstance(parsed, ParseError):
             return [req.reply(words.parse_error(parsed, inbound.text))]
         who = Requester(inbound.carrier, inbound.msisdn, inbound.short_code, req.lang, inbound.id)
+        if isinstance(parsed, Guess):
+            # Not certain: nothing is booked (asking the driver to confirm comes next).
+            return [req.reply(words.parse_error(ParseError(Reason.UNKNOWN_WORD, parsed.parsed.command,
+                                                           plate=parsed.parsed.plate, minutes=parsed.parsed.minutes),
+                                                inbound.text))]
         svc = self.service
         command = parsed.command
         if command is Command.MY:

@@ -494,11 +494,13 @@ def _readings(chunks: list[Chunk], start: int, grammar: Grammar, wants_minutes: 
         # max() keeps the first of equals: the plate-first reading wins ties.
         return max(found, key=lambda r: _preference(r, grammar, wants_minutes))
     best = max(fails, key=lambda f: f.at)
-    # A number too long for minutes where the reading stopped is a plate missing its letters.
+    # A number too long for minutes where the reading stopped is a plate missing its letters (or,
+    # longer than any plate, a phone or ticket number: not a plate at all).
     if best.reason is Reason.UNKNOWN_WORD and best.plate is None:
         c = chunks[best.at]
         if _is_int(c) and len(c.text) >= _PLATE_ONLY_DIGITS:
-            return _Fail(Reason.NO_LETTERS, best.at, word=c.text)
+            too_long = len(c.text) > grammar.plates.max_digits
+            return _Fail(Reason.PLATE_DIGITS if too_long else Reason.NO_LETTERS, best.at, word=c.text)
     return best
 
 
