@@ -58,6 +58,8 @@ class ParkingConfig:
     refund_unused: bool
     inspectors: frozenset[str]
     plates: parser.PlateRules
+    #: How long a reading the driver must confirm ("Did you mean 1234AB 60? Reply Y") stays open.
+    confirm_minutes: int = 5
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -99,6 +101,7 @@ def _build(checker: Checker, data: dict[str, Any], path: str) -> ParkingConfig |
     poll = main.number("reminder_poll_seconds", 30.0, hi=600)
     extend_minutes = main.integer("extend_minutes", 30, 1, 24 * 60)
     refund = main.boolean("refund_unused", True)
+    confirm_minutes = main.integer("confirm_minutes", 5, 1, 60)
     inspectors = _inspectors(main)
     main.finish()
 
@@ -148,6 +151,7 @@ def _build(checker: Checker, data: dict[str, Any], path: str) -> ParkingConfig |
         refund_unused=refund,
         inspectors=inspectors,
         plates=plates,
+        confirm_minutes=confirm_minutes,
     )
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from handlers import texts
 from handlers.parking.config import ParkingConfig, Zone, default_config_path, load_parking_config
+from handlers.parking.confirm import AnswerKind, Confirmations
 from handlers.parking.parser import Command, Parsed, ParseError, Reason, keyword_command
 from handlers.parking.sentence import Guess, understand
 from handlers.parking.service import CheckResult, Outcome, ParkingService, Requester, SessionView, Status
@@ -345,6 +346,7 @@ class ParkingHandler:
         self._ctx = ctx
         self.config = config or load_parking_config(default_config_path(ctx.config_dir))
         self.service = ParkingService(ctx, self.config)
+        self.confirmations = Confirmations(ctx, self.service, self.config)
         self._grammar = self.config.grammar()
 
     def read(self, req: Request) -> Parsed | Guess | ParseError:
@@ -366,12 +368,16 @@ class ParkingHandler:
             return [req.reply(words.parse_error(parsed, inbound.text))]
         who = Requester(inbound.carrier, inbound.msisdn, inbound.short_code, req.lang, inbound.id)
         if isinstance(parsed, Guess):
-            # Not certain: nothing is booked (asking the driver to confirm comes next).
-            return [req.reply(words.parse_error(ParseError(Reason.UNKNOWN_WORD, parsed.parsed.command,
-                                                           plate=parsed.parsed.plate, minutes=parsed.parsed.minutes),
-                                                inbound.text))]
+            return [req.reply(await self._ask(who, parsed, words))]
         svc = self.service
         command = parsed.command
+        if command is Command.CONFIRM and parsed.minutes is None:
+            answered = await self.confirmations.answer(who, parsed.plate)
+            if answered is not None:
+                answer, outcome = answered
+                if answer.kind is AnswerKind.EXPIRED or outcome is None:
+                    return [req.reply(self.confirmations.expired(words, answer.pending))]
+                return [req.reply(words.outcome(outcome, Command.PARK))]
         if command is Command.MY:
             return [req.reply(words.sessions(await svc.my_sessions(who.msisdn)))]
         if command is Command.CHECK:
@@ -390,6 +396,17 @@ class ParkingHandler:
         if outcome.status is Status.REFUSED:
             return [req.reply(words.duration_problem(outcome.problem, parsed.plate, outcome.zone))]
         return [req.reply(words.outcome(outcome, command))]
+
+    async def _ask(self, who: Requester, guess: Guess, words: Wording) -> str:
+        """A reading to confirm: the question, or what booking it would meet (free time, a refusal...)."""
+        quote = await self.confirmations.ask(who, guess)
+        if quote.status in (Status.BOOKED, Status.EXTENDED):
+            return self.confirmations.question(words, quote)
+        if quote.status is Status.REFUSED:
+            return words.duration_problem(quote.problem, quote.plate, quote.zone)
+        outcome = Outcome(quote.status, minutes=quote.minutes, free_until=quote.free_until, plate=quote.plate,
+                          plates=quote.plates)
+        return words.outcome(outcome, guess.parsed.command)
 
     def reminder_reply(self, session: SessionView) -> Reply:
         """The reminder SMS for a stay, in the language it was booked in, on its carrier and short code."""

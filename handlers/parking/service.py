@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from smsgw.feature import ServiceContext
     from smsgw.store import NewMt, Outbound
 
-__all__ = ["CheckResult", "Outcome", "ParkingService", "Requester", "SessionView", "Status"]
+__all__ = ["CheckResult", "Outcome", "ParkingService", "Quote", "Requester", "SessionView", "Status"]
 
 log = get_logger(__name__)
 
@@ -141,6 +141,26 @@ class CheckResult:
     session: SessionView | None  # the stay covering now, in whatever zone
     free_until: float | None  # now is free time: until when (math.inf: no paid hour ahead)
     zone: str | None  # the zone asked about
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a booking would do now, without doing it (for a reading the driver must confirm).
+
+    status BOOKED: a new stay; EXTENDED: added to the plate's active stay; FREE, REFUSED,
+    NOT_FOUND, WHICH as for `Outcome`.  `end_at` is None where the sender may not learn it: the
+    stay is someone else's (its end time is for its payers and inspectors).
+    """
+
+    status: Status
+    plate: str | None = None
+    zone: str | None = None
+    minutes: int = 0
+    amount_baisa: int = 0
+    end_at: float | None = None
+    free_until: float | None = None
+    problem: DurationProblem | None = None
+    plates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -255,6 +275,61 @@ class ParkingService:
         free = pricing.free_until(self.config.calendar, at)
         paid = session is not None and (zone is None or session.zone == zone)
         return CheckResult(plate=plate, paid=paid, session=session, free_until=free, zone=zone)
+
+    async def quote(
+        self, who: Requester, plate: str | None, minutes: int | None, zone: str | None = None, *,
+        now: float | None = None,
+    ) -> Quote:
+        """What `book(who, plate, minutes, zone)` (or, without a plate, `extend`) would charge now.
+
+        Read only.  The booking made later on confirmation is priced again then: the quote is what
+        the driver is told, the booking what the ledger records.
+        """
+        at = self._ctx.now() if now is None else now
+        amount = minutes or self.config.extend_minutes
+        priced = self._price_new(amount, zone, at)
+        return await self._ctx.store.read(self._op_quote, who, plate, amount, priced, at)
+
+    def _op_quote(
+        self, conn: sqlite3.Connection, who: Requester, plate: str | None, minutes: int, priced: _Priced, now: float
+    ) -> Quote:
+        session_id: int | None = None
+        own = False
+        if plate is None:
+            picked = self._pick(conn, who, None, now)
+            if isinstance(picked, Outcome):
+                return Quote(picked.status, plates=picked.plates)
+            plate, session_id, own = picked.plate, picked.id, True
+        else:
+            row = conn.execute(
+                "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
+                " ORDER BY end_at DESC LIMIT 1",
+                (plate, now),
+            ).fetchone()
+            if row is not None:
+                session_id = row[0]
+                own = any(s.id == session_id for s in self._op_visible(conn, who.msisdn, now, plate))
+        if session_id is None:
+            if priced.refusal is not None:
+                return Quote(Status.REFUSED, plate=plate, zone=priced.zone.code, minutes=minutes,
+                             problem=priced.refusal.problem)
+            q = priced.quote
+            assert q is not None
+            status = Status.BOOKED if q.amount_baisa else Status.FREE
+            return Quote(status, plate=plate, zone=priced.zone.code, minutes=minutes, amount_baisa=q.amount_baisa,
+                         end_at=q.end, free_until=q.free_until)
+        start, end, charged, zone, baisa, unit = conn.execute(
+            "SELECT start_at, end_at, charged_baisa, zone, tariff_baisa, unit_minutes FROM parking_session WHERE id = ?",
+            (session_id,),
+        ).fetchone()
+        rules = self._tariff(zone, (baisa, unit))
+        refusal = self._refusal(minutes, rules, zone)
+        if refusal is not None:
+            return Quote(Status.REFUSED, plate=plate, zone=zone, minutes=minutes, problem=refusal.problem)
+        new_end = end + minutes * 60
+        amount = max(0, pricing.charge_baisa(self.config.calendar, rules, start, new_end) - charged)
+        return Quote(Status.EXTENDED, plate=plate, zone=zone, minutes=minutes, amount_baisa=amount,
+                     end_at=new_end if own else None)
 
     async def session(self, ticket: str) -> SessionView | None:
         return await self._ctx.store.read(self._op_by_ticket, ticket)
