@@ -76,7 +76,16 @@ class ParkingConfig:
             for alias in zone.aliases:
                 words[alias] = zone.code
         unit = math.lcm(*(zone.tariff.unit_minutes for zone in self.zones.values()))
-        return parser.Grammar(plates=self.plates, zone_words=words, unit_minutes=unit)
+        names: dict[str, str] = {}
+        for zone in self.zones.values():
+            for name in (zone.name_en, zone.name_ar):
+                for word in normalise(name).split():
+                    # A word two zones share ("Al"), or a short or reserved one, names no zone.
+                    if len(word) < 3 or word in words or parser.is_reserved_word(word):
+                        continue
+                    names[word] = zone.code if names.get(word, zone.code) == zone.code else ""
+        zone_names = {word: code for word, code in names.items() if code}
+        return parser.Grammar(plates=self.plates, zone_words=words, unit_minutes=unit, zone_names=zone_names)
 
 
 def load_parking_config(path: str | os.PathLike[str]) -> ParkingConfig:

@@ -133,6 +133,9 @@ class Grammar:
     #: A number of minutes every zone sells (the zones' units' least common multiple); used only
     #: to tell `55M` (the car) from `30M` (half an hour).
     unit_minutes: int = 30
+    #: Words of the zones' names (`RUWI`, `MUSCAT`) → zone code: the sentence reader takes them for
+    #: the zone ("park 55M in Ruwi"); the compact form knows only codes and aliases.
+    zone_names: Mapping[str, str] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -223,6 +223,7 @@ class _Word:
     minutes: int | None = None  # a duration read here
     inferred: bool = False  # the duration is a guess (bare small number, `1:30`)
     after_zone_label: bool = False  # typed right after "zone", "in", "at", "في"
+    at: int = -1  # index of the (first) word it was read from
 
 
 # Between words of a sentence: the compact separators, `=` and `&`, and a dot that is no decimal
@@ -244,7 +245,7 @@ def _known(word: str, grammar: Grammar) -> bool:
             or word in _AND or word in _COMMAND_WORDS or word in _UNIT_MINUTES or word in _EN_UNITS
             or word in _EN_TENS or word in _AR_NUMBERS or word in _TWO_HOURS or word in _HALF
             or word in _QUARTER or word in _MY_WORDS or word in _NEGATIONS or word in _DAY_WORDS
-            or word in _CLOCK_BEFORE or word in grammar.zone_words)
+            or word in _CLOCK_BEFORE or word in grammar.zone_words or word in grammar.zone_names)
 
 
 def _unprefixed(word: str, grammar: Grammar) -> str:
@@ -517,6 +518,11 @@ class _Reader:
                 self.known += 1
                 i += 1
                 continue
+            zone = self.grammar.zone_names.get(w)
+            if zone is not None:
+                self._keep(_Word(zone), i)  # `in Ruwi`: the zone's name, for its code
+                i += 1
+                continue
             if w in _MY_WORDS:
                 self.my = True
                 i += 1
@@ -530,6 +536,7 @@ class _Reader:
             i += 1
 
     def _keep(self, word: _Word, i: int) -> None:
+        word.at = i
         word.after_zone_label = self._zone_label
         self._zone_label = False
         self.kept.append(word)
@@ -790,7 +797,7 @@ def _read(text: str, grammar: Grammar, first: Command | None) -> Reading | None:
                 ch.isdigit() or ch in _SYMBOL_CHARS for ch in word.text):
             doubts.add(Doubt.UNKNOWN_WORDS)
             if zone_slot is None and _zone_shaped(word.text, grammar) and (
-                    reader.known == 0 or _between_numbers(kept, index) or word.after_zone_label):
+                    word.after_zone_label or _in_zone_place(kept, index, grammar)):
                 zone_slot = word.text
         elif word.kind == "raw" and result.plate is not None and _reads_as_plate(word.text, grammar):
             doubts.add(Doubt.TWO_PLATES)  # `1234AB 30 777HH`: a second plate after the reading
@@ -857,11 +864,26 @@ def _zone_shaped(word: str, grammar: Grammar) -> bool:
     return bool(_ZONE_SHAPE.fullmatch(word)) and len(word) <= longest + 1 and grammar.plates.letters_of(word) is None
 
 
-def _between_numbers(kept: list[_Word], index: int) -> bool:
-    def has_digits(k: int) -> bool:
-        return 0 <= k < len(kept) and any(ch.isdigit() for ch in kept[k].text)
+def _in_zone_place(kept: list[_Word], index: int, grammar: Grammar) -> bool:
+    """Where the compact form puts a zone, next to the plate or the minutes with nothing between:
+    `1234AB ZZZ 30`, `١٢٣٤ أب ZZZ ٣٠`, `ZZZ 1234AB 30`, `1234AB 30 ZZZ` (after a bare number, not
+    after `30 min`)."""
+    word = kept[index]
 
-    return has_digits(index - 1) and has_digits(index + 1)
+    def touching(k: int) -> _Word | None:
+        if not (0 <= k < len(kept) and abs(kept[k].at - word.at) == 1):
+            return None
+        text = kept[k].text
+        if any(ch.isdigit() for ch in text) or grammar.plates.letters_of(text) is not None:
+            return kept[k]
+        return None
+
+    before, after = touching(index - 1), touching(index + 1)
+    if before is not None and after is not None:
+        return True
+    if index == 0 and after is not None:
+        return True
+    return index == len(kept) - 1 and before is not None and before.kind == "raw" and before.text.isdigit()
 
 
 # ------------------------------------------------------------------------------------------------
