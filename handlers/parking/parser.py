@@ -209,6 +209,13 @@ class Chunk:
     token: int  # chunks with the same token number were typed without a separator between them
 
 
+# Numeric characters that are not plain digits (superscripts, fractions, circled and Roman
+# numerals...), found once at import: a class of a regex, so a message costs one search.
+_ODD_NUMERIC = re.compile("[" + re.escape("".join(
+    chr(cp) for cp in range(0x80, 0x10000) if chr(cp).isnumeric() and not chr(cp).isdecimal())) + "]")
+_KINDS = {1: NUM, 2: LAT, 3: ARA, 4: SYM}
+
+
 def _odd_numeric(ch: str) -> bool:
     return ch.isnumeric() and not ch.isdecimal()
 
@@ -217,11 +224,17 @@ def prepare(text: str) -> tuple[str, list[str]]:
     """Normalised text with symbols marked, and the odd numeric characters in order of appearance."""
     odd: list[str] = []
     if not text.isascii():
-        odd = [ch for ch in text if _odd_numeric(ch)]
-        if odd:
-            text = "".join(_ODD_MARK if _odd_numeric(ch) else ch for ch in text)
+        if max(text) > "\uffff":
+            # Rare (emoji, mathematical letters): beyond the table, look at each character.
+            odd = [ch for ch in text if _odd_numeric(ch)]
+            if odd:
+                text = "".join(_ODD_MARK if _odd_numeric(ch) else ch for ch in text)
+        elif _ODD_NUMERIC.search(text):
+            odd = _ODD_NUMERIC.findall(text)
+            text = _ODD_NUMERIC.sub(_ODD_MARK, text)
     text = _DECIMAL_COMMA.sub(".", normalise(text))
-    text = _SIGN.sub(lambda m: _PLUS_MARK if m.group(1) == "+" else _MINUS_MARK, text)
+    if "-" in text or "+" in text or not text.isascii():
+        text = _SIGN.sub(lambda m: _PLUS_MARK if m.group(1) == "+" else _MINUS_MARK, text)
     return text, odd
 
 
@@ -229,17 +242,14 @@ def chunks_of_token(token: str, token_no: int, odd: list[str] | None = None) -> 
     """The chunks of one prepared token; `odd` gives the originals of odd-numeric marks (consumed)."""
     out: list[Chunk] = []
     for m in _RUNS.finditer(token):
-        if m.group(1):
-            out.append(Chunk(NUM, m.group(0), token_no))
-        elif m.group(2):
-            out.append(Chunk(LAT, m.group(0), token_no))
-        elif m.group(3):
-            out.append(Chunk(ARA, m.group(0), token_no))
+        kind = _KINDS[m.lastindex]  # type: ignore[index]
+        if kind is SYM:
+            # The original character, so the reply can quote it.
+            text = m.group(0)
+            text = _SYMBOL_TEXT.get(text) or (odd.pop(0) if odd else "?")
+            out.append(Chunk(SYM, text, token_no))
         else:
-            # One chunk per mark: the original character, so the reply can quote it.
-            for mark in m.group(4):
-                shown = _SYMBOL_TEXT.get(mark) or (odd.pop(0) if odd else "?")
-                out.append(Chunk(SYM, shown, token_no))
+            out.append(Chunk(kind, m.group(0), token_no))
     return out
 
 
@@ -247,8 +257,11 @@ def chunks_of(text: str) -> list[Chunk]:
     """Cut text into chunks; characters that are none of digits/letters/symbols are dropped."""
     prepared, odd = prepare(text)
     out: list[Chunk] = []
-    for token_no, token in enumerate(t for t in _SEPARATORS.split(prepared) if t):
-        out.extend(chunks_of_token(token, token_no, odd))
+    token_no = 0
+    for token in _SEPARATORS.split(prepared):
+        if token:
+            out += chunks_of_token(token, token_no, odd)
+            token_no += 1
     return out
 
 

@@ -32,6 +32,7 @@ most a handful of compact parses.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 
@@ -668,21 +669,30 @@ _AND_CHAR = normalise("و")
 # Reading the reduced words
 
 
+@functools.lru_cache(maxsize=2048)
+def _runs(word: str) -> tuple[tuple[str, str], ...]:
+    """(kind, text) of a word's chunks; cached: the reading loop cuts the same words again."""
+    return tuple((c.kind, c.text) for c in chunks_of_token(word, 0))
+
+
 def _chunks(words: list[_Word], odd: list[str]) -> tuple[list[Chunk], list[int]]:
     """Chunks of the kept words, and for each chunk the index of its word."""
     chunks: list[Chunk] = []
     owner: list[int] = []
     odd = list(odd)
     for index, word in enumerate(words):
-        for chunk in chunks_of_token(word.text, index, odd):
-            chunks.append(chunk)
-            owner.append(index)
+        if word.kind == "symbol":
+            cut = chunks_of_token(word.text, index, odd)  # the odd digits it holds are consumed in order
+        else:
+            cut = [Chunk(kind, text, index) for kind, text in _runs(word.text)]
+        chunks.extend(cut)
+        owner.extend([index] * len(cut))
     return chunks, owner
 
 
 def _reads_as_plate(word: str, grammar: Grammar) -> str | None:
     """The plate a glued token spells (`777HH`), unless it also reads whole as a duration (`2H`)."""
-    chunks = chunks_of_token(word, 0)
+    chunks = [Chunk(kind, text, 0) for kind, text in _runs(word)]
     got = _plate_at(chunks, 0, grammar) if chunks else None
     if not isinstance(got, tuple) or got[1] != len(chunks):
         return None
