@@ -231,3 +231,17 @@ async def test_two_plates_ask_for_the_first(tmp_path: Path) -> None:
     assert await h.send("park 1234AB and 777HH for 1 hour") == (
         "Did you mean 1234AB 60: park 1234AB in Muscat until 11:00, 200 baisa? Reply Y within 5 min to book it.")
     await h.close()
+
+
+@on_loop
+async def test_no_closes_the_question(tmp_path: Path) -> None:
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    await h.send("park 1234AB for 2")
+    assert await h.send("No") == "OK, nothing booked. To park send plate and minutes, e.g. 1234AB 120"
+    assert await h.send("Y") == "You have no active parking. To park send plate and minutes, e.g. 1234AB 30"
+    await h.send("ابي موقف ٥٥ م ساعة يا غالي", SPOUSE)
+    assert await h.send("لا", SPOUSE) == "حسنا، لم يتم الحجز. للوقوف أرسل اللوحة والدقائق، مثال: 55M 60"
+    assert await charges(h) == []
+    # No question open: "no" is an ordinary message.
+    assert await h.send("no") == "Sorry, we did not understand 'no'. To park send plate and minutes, e.g. 1234AB 30"
+    await h.close()

@@ -9,7 +9,8 @@ last).  It is booked when the driver answers:
 * or the compact form: that is a certain booking of its own, and it settles the question, so a
   Y sent afterwards does not book a second time (it gets the booking's reply again).
 
-A Y that comes later books nothing and says so.  A Y sent twice is answered twice with the same
+A Y that comes later books nothing and says so.  "No" (`N`, `NO`, `لا`) while the question is open
+closes it: nothing booked, and the message to send is repeated.  A Y sent twice is answered twice with the same
 outcome and charged once (the booking carries the first Y's inbound id, see service.py).
 
 Which question a Y answers
@@ -34,17 +35,27 @@ from handlers.parking.service import Outcome, ParkingService, Quote, Requester, 
 from handlers.parking.sentence import Guess
 from smsgw.log import get_logger, mask_msisdn
 from smsgw.message import Lang
+from smsgw.textnorm import normalise
 
 if TYPE_CHECKING:
     from handlers.parking.handler import Wording
     from smsgw.feature import ServiceContext
 
-__all__ = ["Answer", "AnswerKind", "Confirmations", "Pending"]
+__all__ = ["Answer", "AnswerKind", "Confirmations", "Pending", "is_no"]
 
 log = get_logger(__name__)
 
 #: Expired questions are kept this long (for the "not booked" reply), then deleted.
 KEEP_EXPIRED_S = 86400.0
+
+
+_NO = frozenset(normalise(w) for w in ("N", "NO", "NOPE", "NO THANKS", "لا", "لا شكرا", "كلا"))
+_PUNCT = str.maketrans("", "", ".,!?;")
+
+
+def is_no(text: str) -> bool:
+    """The whole message says no (`No`, `no thanks`, `لا`): the answer to a question, if one is open."""
+    return normalise(text).translate(_PUNCT).strip() in _NO
 
 
 class AnswerKind(str, enum.Enum):
@@ -91,6 +102,10 @@ T: dict[str, dict[Lang, str]] = {
     "until": {Lang.EN: " (until {end})", Lang.AR: " حتى {end}"},
     "price": {Lang.EN: "{amount}", Lang.AR: "بمبلغ {amount}"},
     "no_charge": {Lang.EN: "no charge", Lang.AR: "بدون رسوم"},
+    "declined": {
+        Lang.EN: "OK, nothing booked. To park send plate and minutes, e.g. {compact}",
+        Lang.AR: "حسنا، لم يتم الحجز. للوقوف أرسل اللوحة والدقائق، مثال: {compact}",
+    },
     "expired": {
         Lang.EN: "Not booked: your Y came after the {ttl} min to confirm. To park send {compact}",
         Lang.AR: "لم يتم الحجز: وصل ردك بعد مهلة التأكيد ({ttl}). للوقوف أرسل {compact}",
@@ -166,6 +181,39 @@ class Confirmations:
         outcome = await self._service.book(who, p.plate, p.minutes, p.zone, now=now)
         return answer, outcome
 
+    async def decline(self, who: Requester) -> Pending | None:
+        """A "no" from `who`: closes their open question (the most recent one, not expired, not
+        answered); None when there is none (the "no" is then an ordinary message)."""
+        now = self._ctx.now()
+        pending = await self._ctx.store.write(functools.partial(self._op_decline, who=who, now=now))
+        if pending is not None:
+            log.info("parking_confirm_declined", msisdn=mask_msisdn(who.msisdn), request_id=who.request_id)
+        return pending
+
+    def _op_decline(self, conn: sqlite3.Connection, who: Requester, now: float) -> Pending | None:
+        row = conn.execute(
+            f"SELECT {_PENDING_COLS}, answered_by FROM parking_pending WHERE msisdn = ?", (who.msisdn,)
+        ).fetchone()
+        if row is None:
+            return None
+        pending = Pending(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
+        if row[7] is not None and row[7] != who.request_id:
+            return None
+        if now >= pending.expires_at or self._reminded_since(conn, who, pending, now):
+            return None
+        conn.execute("UPDATE parking_pending SET answered_by = ?, answered_at = ? WHERE msisdn = ?",
+                     (who.request_id if who.request_id is not None else 0, now, who.msisdn))
+        return pending
+
+    @staticmethod
+    def _reminded_since(conn: sqlite3.Connection, who: Requester, pending: Pending, now: float) -> bool:
+        """A reminder of a running stay went out after the question: that is the latest question."""
+        (reminded,) = conn.execute(
+            "SELECT MAX(reminder_sent_at) FROM parking_session WHERE msisdn = ? AND state = 'active' AND end_at > ?",
+            (who.msisdn, now),
+        ).fetchone()
+        return reminded is not None and reminded > pending.created_at
+
     @staticmethod
     def _prior(conn: sqlite3.Connection, request_id: int) -> Outcome | None:
         row = conn.execute("SELECT outcome FROM parking_request WHERE request_id = ?", (request_id,)).fetchone()
@@ -182,11 +230,7 @@ class Confirmations:
         if plate is not None and plate != pending.plate:
             return None
         # The most recent question wins: a reminder sent after ours, for a stay still running.
-        (reminded,) = conn.execute(
-            "SELECT MAX(reminder_sent_at) FROM parking_session WHERE msisdn = ? AND state = 'active' AND end_at > ?",
-            (who.msisdn, now),
-        ).fetchone()
-        if reminded is not None and reminded > pending.created_at:
+        if self._reminded_since(conn, who, pending, now):
             return None
         if answered_by is not None:
             if who.request_id is not None and answered_by == who.request_id:
@@ -232,6 +276,9 @@ class Confirmations:
         until = T["until"][lang].format(end=words.time(quote.end_at)) if quote.end_at is not None else ""
         return T["ask_extend"][lang].format(compact=compact, plate=quote.plate, minutes=quote.minutes, until=until,
                                             amount=amount, ttl=ttl)
+
+    def declined(self, words: Wording, pending: Pending) -> str:
+        return T["declined"][words.lang].format(compact=pending.compact())
 
     def expired(self, words: Wording, pending: Pending) -> str:
         return T["expired"][words.lang].format(ttl=_ttl(self._config.confirm_minutes, words.lang),

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from handlers import texts
 from handlers.parking.config import ParkingConfig, Zone, default_config_path, load_parking_config
-from handlers.parking.confirm import AnswerKind, Confirmations
+from handlers.parking.confirm import AnswerKind, Confirmations, is_no
 from handlers.parking.parser import Command, Parsed, ParseError, Reason, keyword_command
 from handlers.parking.sentence import Guess, understand
 from handlers.parking.service import CheckResult, Outcome, ParkingService, Requester, SessionView, Status
@@ -364,9 +364,11 @@ class ParkingHandler:
         inbound = req.inbound
         words = Wording(self.config, req.lang, self._ctx.now())
         parsed = self.read(req)
-        if isinstance(parsed, ParseError):
-            return [req.reply(words.parse_error(parsed, inbound.text))]
         who = Requester(inbound.carrier, inbound.msisdn, inbound.short_code, req.lang, inbound.id)
+        if isinstance(parsed, ParseError):
+            if is_no(inbound.text) and (declined := await self.confirmations.decline(who)) is not None:
+                return [req.reply(self.confirmations.declined(words, declined))]
+            return [req.reply(words.parse_error(parsed, inbound.text))]
         if isinstance(parsed, Guess):
             return [req.reply(await self._ask(who, parsed, words))]
         svc = self.service

@@ -519,6 +519,10 @@ class _Reader:
                 self.known += 1
                 i += 1
                 continue
+            if w in self.grammar.zone_words:
+                self._keep(_Word(w), i)  # a zone code or alias, whatever else the word may be
+                i += 1
+                continue
             zone = self.grammar.zone_names.get(w)
             if zone is not None:
                 self._keep(_Word(zone), i)  # `in Ruwi`: the zone's name, for its code
