@@ -402,6 +402,7 @@ NEAR_MISSES = _cases("near_miss", [
     ("123456AB for 1 hour", R, Reason.PLATE_DIGITS),
     ("park 1234XZ 1 hour", R, Reason.PLATE_LETTERS),
     ("1234AB 0 minutes", R, Reason.BAD_DURATION),
+    ("park 1234AB for 1.33 hours", R, Reason.BAD_DURATION),
     ("CHECK 1234AB", R, Reason.UNKNOWN_WORD),
     ("1234AB 1000 minutes", R, Reason.UNKNOWN_WORD),
     ("how much for 1234AB 2 hours", A, "1234AB", 120),

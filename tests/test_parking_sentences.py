@@ -174,3 +174,20 @@ def test_request_sentences(case: RequestCase) -> None:
         text = case.text.split(None, 1)[1] if case.keyword else case.text
         got = read_request(text, REFS, case.keyword)
         assert got is not None and got.intent is Intent.STATUS and got.ref == case.ref
+
+
+def test_any_text_gets_a_reading_and_never_an_exception() -> None:
+    """Random mixes of the corpus's words, digits, Arabic letters, symbols and odd digits (fixed seed)."""
+    import random
+
+    rng = random.Random(17)
+    vocabulary = sorted({w for case in PARKING_CASES for w in case.text.split()})
+    extra = ["-", "+", "²", "½", ":", "1:30", "٫", "…", "👍", "\u200f", "O", "l", "و", "ب", "ZZZ", "0", "99999999"]
+    for _ in range(3000):
+        words = [rng.choice(vocabulary + extra) for _ in range(rng.randint(0, 9))]
+        text = rng.choice([" ", "", "*", ","]).join(words)
+        got = understand(text, GRAMMAR)
+        assert isinstance(got, (Parsed, Guess, ParseError)), text
+        if isinstance(got, ParseError):
+            lang = detect_lang(text)
+            assert texts.sms_parts(WORDS[lang].parse_error(got, text)) <= (2 if lang is Lang.AR else 1), text

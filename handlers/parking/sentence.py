@@ -201,10 +201,11 @@ _SLIP = re.compile(r"([0-9OIL]*[0-9][0-9OIL]*|[IL][0-9]{2,}[0-9OIL]*)([A-Z]*)")
 _SLIP_DIGITS = str.maketrans({"O": "0", "I": "1", "L": "1"})
 # Apostrophes inside words (I'm, don't, o'clock), and clock times (1:30, 13:45), before cutting.
 _APOSTROPHE = re.compile(r"(?<=[A-Z])['\u2019\u2018`](?=[A-Z])")
-_COLON_TIME = re.compile(r"(?<![\d.])(\d{1,2}):(\d{2})(?!\d)")
+_COLON_TIME = re.compile(r"(?<![\w.])(\d{1,2}):(\d{2})(?!\d)")
+_TIME_WORD = re.compile(r"(\d{1,2})\ue003(\d{2})(.*)")
 _TIME_MARK = "\ue003"
 _FRACTIONS = {"1/2": "0.5", "1/4": "0.25", "3/4": "0.75"}
-_FRACTION = re.compile(r"(?<![\d/])([13])/([24])(?![\d/])")
+_FRACTION = re.compile(r"(?<![\d/])(?:1/2|1/4|3/4)(?![\d/])")
 _ZONE_SHAPE = re.compile(r"[A-Z][A-Z0-9]{1,4}")
 _ZONE_LABELS = _words("ZONE AREA IN AT منطقه المنطقه في")
 _PLATE_LABELS = _words("PLATE CAR NUMBER NUM NO NR VEHICLE رقم لوحه اللوحه سياره")
@@ -371,13 +372,13 @@ class _Reader:
         words = self.words
         n = len(words)
         w = words[i]
-        # unit first: `hour`, `an hour`, `half an hour`, `ساعتين`, `نص ساعه`, `ربع ساعه`
         j = i
-        # a unit written before its number: `minutes 30`, `hours 2`, `دقائق 30`
+        # a label: the unit written before its number (`minutes 30`, `hours 2`, `دقائق 30`)
         unit = _UNIT_MINUTES.get(w)
         if unit is not None and i + 1 < n and (label := self._number_at(i + 1)) is not None:
             if self._unit_at(label[1]) is None and (unit != 60 or label[0] < 10):
                 return self._word(label[0] * unit, label[1], inferred=False)
+        # the unit alone or with a fraction: `hour`, `an hour`, `half an hour`, `ساعتين`, `ربع ساعه`
         if (w in _A or w in _MORE) and i + 1 < n:
             k = i + 1
             if w in _MORE or (words[k] in _MORE and k + 1 < n):
@@ -459,9 +460,9 @@ class _Reader:
     def _word(minutes: float, j: int, inferred: bool) -> tuple[_Word, int]:
         whole = round(minutes)
         if abs(minutes - whole) > 1e-6:
-            whole = -1  # not whole minutes: the compact parser refuses it (BAD_DURATION)
-        return _Word(_duration_token(whole) if whole >= 0 else f"{minutes:.2f}", "duration", whole,
-                     inferred), j
+            # Not whole minutes (`1.33 hours`): written so that the compact parser refuses it as such.
+            return _Word(f"{minutes:.2f}MIN", "duration", None, inferred), j
+        return _Word(_duration_token(whole), "duration", whole, inferred), j
 
     # -- one pass over the words
 
@@ -649,10 +650,11 @@ class _Reader:
     def _clock_time(self, i: int) -> int:
         """`1:30`: a duration of 1 h 30 (a guess) when short and not after `until`; else a time of day."""
         w = self.words[i]
-        hours_text, _, rest = w.partition(_TIME_MARK)
-        minutes_text = rest[:2]
-        suffix = rest[2:]
-        hours, minutes = int(hours_text), int(minutes_text)
+        m = _TIME_WORD.fullmatch(w)
+        if m is None:  # cannot happen (the mark is only put between such digits): keep it as typed
+            self._keep(_Word(w.replace(_TIME_MARK, ":")), i)
+            return i + 1
+        hours, minutes, suffix = int(m.group(1)), int(m.group(2)), m.group(3)
         before = self.words[i - 1] if i > 0 else ""
         after = self.words[i + 1] if i + 1 < len(self.words) else ""
         if (suffix and suffix not in _H_SUFFIX) or before in _CLOCK_BEFORE or after in _CLOCK_AFTER \
