@@ -133,9 +133,9 @@ async def test_unknown_zone_and_plate_without_digits(tmp_path: Path) -> None:
     stack = await start(tmp_path, clock)
     try:
         zone = await one(stack, "omantel", DRIVER, "1234AB ZZZ 30")
-        assert zone.text == "Unknown zone 'ZZZ'. Zones: MCT Muscat, CBD CBD Ruwi. Send e.g. 1234AB MCT 30"
+        assert zone.text == "Unknown zone 'ZZZ'. Zones: MCT (Muscat), CBD (CBD Ruwi). Send e.g. 1234AB MCT 30"
         zone_ar = await one(stack, "ooredoo", SPOUSE, "١٢٣٤ أب ZZZ ٣٠")
-        assert zone_ar.text == ("المنطقة «ZZZ» غير معروفة. المناطق: MCT مسقط، CBD روي التجاري. "
+        assert zone_ar.text == ("المنطقة «ZZZ» غير معروفة. المناطق: MCT (مسقط)، CBD (روي التجاري). "
                                 "مثال: 1234AB MCT 30")
         letters = await one(stack, "omantel", DRIVER, "AB 30")
         assert letters.text == "Plate AB has no number. Send the plate's digits and letters, e.g. 1234AB 30"

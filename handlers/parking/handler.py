@@ -144,7 +144,7 @@ T: dict[str, dict[Lang, str]] = {
         Lang.EN: "Unknown zone '{word}'. Zones: {zones}. Send e.g. {example}",
         Lang.AR: "المنطقة «{word}» غير معروفة. المناطق: {zones}. مثال: {example}",
     },
-    "zone_item": {Lang.EN: "{code} {name}", Lang.AR: "{code} {name}"},
+    "zone_item": {Lang.EN: "{code} ({name})", Lang.AR: "{code} ({name})"},
     "no_plate_number": {
         Lang.EN: "Plate {letters} has no number. Send the plate's digits and letters, e.g. {example}",
         Lang.AR: "اللوحة {letters} بدون رقم. أرسل أرقام اللوحة وحروفها، مثال: {example}",
@@ -366,20 +366,15 @@ class ParkingHandler:
         parsed = self.read(req)
         who = Requester(inbound.carrier, inbound.msisdn, inbound.short_code, req.lang, inbound.id)
         if isinstance(parsed, ParseError):
-            if is_no(inbound.text) and (declined := await self.confirmations.decline(who)) is not None:
-                return [req.reply(self.confirmations.declined(words, declined))]
-            return [req.reply(words.parse_error(parsed, inbound.text))]
+            return [req.reply(await self._refused(who, parsed, inbound.text, words))]
         if isinstance(parsed, Guess):
             return [req.reply(await self._ask(who, parsed, words))]
+        if parsed.command is Command.CONFIRM and parsed.minutes is None:
+            answer = await self._answer(who, parsed.plate, words)
+            if answer is not None:
+                return [req.reply(answer)]
         svc = self.service
         command = parsed.command
-        if command is Command.CONFIRM and parsed.minutes is None:
-            answered = await self.confirmations.answer(who, parsed.plate)
-            if answered is not None:
-                answer, outcome = answered
-                if answer.kind is AnswerKind.EXPIRED or outcome is None:
-                    return [req.reply(self.confirmations.expired(words, answer.pending))]
-                return [req.reply(words.outcome(outcome, Command.PARK))]
         if command is Command.MY:
             return [req.reply(words.sessions(await svc.my_sessions(who.msisdn)))]
         if command is Command.CHECK:
@@ -398,6 +393,25 @@ class ParkingHandler:
         if outcome.status is Status.REFUSED:
             return [req.reply(words.duration_problem(outcome.problem, parsed.plate, outcome.zone))]
         return [req.reply(words.outcome(outcome, command))]
+
+    async def _refused(self, who: Requester, error: ParseError, text: str, words: Wording) -> str:
+        """The hint; or, for a "no" while a question is open, the question closed."""
+        if is_no(text) and (declined := await self.confirmations.decline(who)) is not None:
+            return self.confirmations.declined(words, declined)
+        return words.parse_error(error, text)
+
+    async def _answer(self, who: Requester, plate: str | None, words: Wording) -> str | None:
+        """A Y that answers our question (booked, expired, or already settled); None when the
+        latest question is a reminder's, or there is none: then it is the reminder's Y."""
+        answered = await self.confirmations.answer(who, plate)
+        if answered is None:
+            return None
+        answer, outcome = answered
+        if answer.kind is AnswerKind.EXPIRED or outcome is None:
+            return self.confirmations.expired(words, answer.pending)
+        if outcome.status is Status.REFUSED:
+            return words.duration_problem(outcome.problem, answer.pending.plate, outcome.zone)
+        return words.outcome(outcome, Command.PARK)
 
     async def _ask(self, who: Requester, guess: Guess, words: Wording) -> str:
         """A reading to confirm: the question, or what booking it would meet (free time, a refusal...)."""
