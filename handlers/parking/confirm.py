@@ -191,19 +191,31 @@ class Confirmations:
         return pending
 
     def _op_decline(self, conn: sqlite3.Connection, who: Requester, now: float) -> Pending | None:
-        row = conn.execute(
-            f"SELECT {_PENDING_COLS}, answered_by FROM parking_pending WHERE msisdn = ?", (who.msisdn,)
-        ).fetchone()
-        if row is None:
+        loaded = self._load(conn, who.msisdn)
+        if loaded is None:
             return None
-        pending = Pending(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
-        if row[7] is not None and row[7] != who.request_id:
+        pending, answered_by, _asked_by = loaded
+        if answered_by is not None and answered_by != who.request_id:
             return None
         if now >= pending.expires_at or self._reminded_since(conn, who, pending, now):
             return None
-        conn.execute("UPDATE parking_pending SET answered_by = ?, answered_at = ? WHERE msisdn = ?",
-                     (who.request_id if who.request_id is not None else 0, now, who.msisdn))
+        self._settle(conn, who.msisdn, who.request_id, now)
         return pending
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, msisdn: str) -> tuple[Pending, int | None, int | None] | None:
+        """The number's question, who answered it (inbound id) and which message asked it."""
+        row = conn.execute(
+            f"SELECT {_PENDING_COLS}, answered_by, asked_by FROM parking_pending WHERE msisdn = ?", (msisdn,)
+        ).fetchone()
+        if row is None:
+            return None
+        return Pending(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6]), row[7], row[8]
+
+    @staticmethod
+    def _settle(conn: sqlite3.Connection, msisdn: str, by: int | None, now: float) -> None:
+        conn.execute("UPDATE parking_pending SET answered_by = ?, answered_at = ? WHERE msisdn = ?",
+                     (by if by is not None else 0, now, msisdn))
 
     @staticmethod
     def _reminded_since(conn: sqlite3.Connection, who: Requester, pending: Pending, now: float) -> bool:
@@ -220,13 +232,10 @@ class Confirmations:
         return Outcome.from_json(row[0]) if row else None
 
     def _op_answer(self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float) -> Answer | None:
-        row = conn.execute(
-            f"SELECT {_PENDING_COLS}, answered_by, asked_by FROM parking_pending WHERE msisdn = ?", (who.msisdn,)
-        ).fetchone()
-        if row is None:
+        loaded = self._load(conn, who.msisdn)
+        if loaded is None:
             return None
-        pending = Pending(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6])
-        answered_by, asked_by = row[7], row[8]
+        pending, answered_by, asked_by = loaded
         if plate is not None and plate != pending.plate:
             return None
         # The most recent question wins: a reminder sent after ours, for a stay still running.
@@ -246,16 +255,12 @@ class Confirmations:
             (who.msisdn, pending.plate, asked_by if asked_by is not None else -1),
         ).fetchone()
         if settled is not None:
-            conn.execute("UPDATE parking_pending SET answered_by = ?, answered_at = ? WHERE msisdn = ?",
-                         (settled[0], now, who.msisdn))
+            self._settle(conn, who.msisdn, settled[0], now)
             prior = self._prior(conn, settled[0])
             return Answer(AnswerKind.REPEAT, pending, prior) if prior is not None else None
         if now >= pending.expires_at:
             return Answer(AnswerKind.EXPIRED, pending)
-        conn.execute(
-            "UPDATE parking_pending SET answered_by = ?, answered_at = ? WHERE msisdn = ?",
-            (who.request_id if who.request_id is not None else 0, now, who.msisdn),
-        )
+        self._settle(conn, who.msisdn, who.request_id, now)
         return Answer(AnswerKind.BOOK, pending)
 
     # ------------------------------------------------------------------ wording
