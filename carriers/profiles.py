@@ -20,6 +20,7 @@ ALPHABETS = frozenset({"gsm7", "latin1"})
 MO_LONG_METHODS = frozenset({"udh", "sar"})
 USSD_SESSIONS = frozenset({"its_session_info", "user_message_reference", "msisdn"})
 USSD_ABORTS = frozenset({"none", "its_session_end", "service_op", "tlv"})
+VALIDITY_FORMS = frozenset({"relative", "absolute"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +74,12 @@ class CarrierProfile:
     ussd_abort_tlv: int | None = None
     #: USSD submit_sm per second: the USSD gateway's own budget, apart from the SMS centre's.
     ussd_tps_limit: float = 500.0
+    #: validity_period forms this SMSC reads (carriers/validity.py); another → ESME_RINVEXPIRY.
+    validity_forms: frozenset[str] = frozenset({"relative", "absolute"})
+    #: How long an MT to an unreachable handset is kept when the submit_sm gives no validity.
+    default_validity_s: float = 2 * 86400.0
+    #: The longest validity honoured; a longer one is cut to this (as SMSCs do, without refusing).
+    max_validity_s: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -99,6 +106,10 @@ class CarrierProfile:
             problems.append("ussd_abort tlv needs a vendor ussd_abort_tlv other than mo_id_tlv")
         if self.ussd_tps_limit <= 0:
             problems.append("ussd_tps_limit must be positive")
+        if not self.validity_forms or not self.validity_forms <= VALIDITY_FORMS:
+            problems.append(f"validity_forms {sorted(self.validity_forms)} not within {sorted(VALIDITY_FORMS)}")
+        if not 0 < self.default_validity_s <= self.max_validity_s:
+            problems.append("default_validity_s must be positive and at most max_validity_s")
         if problems:
             raise ValueError(f"carrier profile {self.name}: " + "; ".join(problems))
 
@@ -210,6 +221,8 @@ FRIENDI = CarrierProfile(
     ussd_abort="tlv",
     ussd_abort_tlv=0x1501,
     ussd_tps_limit=100.0,
+    # An older SMSC: it reads absolute validity times only (a relative one is refused).
+    validity_forms=frozenset({"absolute"}),
 )
 
 PROFILES: dict[str, CarrierProfile] = {p.name: p for p in (OMANTEL, OOREDOO, FRIENDI)}
