@@ -239,13 +239,23 @@ def copy_feature_configs(folder: Path) -> None:
             (folder / source.name).write_bytes(source.read_bytes())
 
 
+#: `python -m smsgw.cli`, as a terminal's foreground job runs it: with Ctrl-C (SIGINT) delivered.
+#: A suite launched as a background job (`pytest … &`) has SIGINT ignored, an ignored signal stays
+#: ignored through fork and exec, and Python and Twisted then leave it so: the gateway would not
+#: stop on SIGINT. Restoring Python's handler first makes the child independent of the launch.
+SMSGW_AS_FOREGROUND = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('smsgw.cli', run_name='__main__', alter_sys=True)"
+)
+
+
 def spawn_gateway(config_path: Path, log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
     """`smsgw run` as its own process; its JSON log goes to `log_path` (a pipe could fill and
     block it)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "smsgw.cli", "run", "--config", str(config_path), *extra],
+            [sys.executable, "-c", SMSGW_AS_FOREGROUND, "run", "--config", str(config_path), *extra],
             stdout=log_file, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
         )
 
