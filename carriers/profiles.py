@@ -72,6 +72,13 @@ class CarrierProfile:
     ussd_abort: str = "none"
     ussd_abort_op: int | None = None
     ussd_abort_tlv: int | None = None
+    #: its_session_info: how a screen is matched to its dialogue. "number" (octet 1 only) or
+    #: "whole" (octet 2's sequence bits too must be those of the handset's latest input, as the
+    #: network sent them: only the end bit is the ESME's).
+    ussd_session_match: str = "number"
+    #: service_type of the USSD deliver_sm (e.g. "USSD", by which the USSD gateway routes); when
+    #: set, a screen without the same service_type is an anomaly.
+    ussd_service_type: str = ""
     #: USSD submit_sm per second: the USSD gateway's own budget, apart from the SMS centre's.
     ussd_tps_limit: float = 500.0
     #: validity_period forms this SMSC reads (carriers/validity.py); another → ESME_RINVEXPIRY.
@@ -104,6 +111,9 @@ class CarrierProfile:
             problems.append("ussd_abort service_op needs a vendor ussd_abort_op")
         if self.ussd_abort == "tlv" and self.ussd_abort_tlv in (None, self.mo_id_tlv):
             problems.append("ussd_abort tlv needs a vendor ussd_abort_tlv other than mo_id_tlv")
+        if self.ussd_session_match not in ("number", "whole") or (
+                self.ussd_session_match == "whole" and self.ussd_session != "its_session_info"):
+            problems.append(f"ussd_session_match {self.ussd_session_match!r} (\"whole\" needs its_session_info)")
         if self.ussd_tps_limit <= 0:
             problems.append("ussd_tps_limit must be positive")
         if not self.validity_forms or not self.validity_forms <= VALIDITY_FORMS:
@@ -162,9 +172,11 @@ OMANTEL = CarrierProfile(
     enquire_link_s=60.0,
     smsc_system_id="OMANTEL_SMSC",
     id_base=0x2F4A0000,
-    # The sixdee-style USSD gateway: its_session_info, hang-up as the end-of-session bit.
+    # The sixdee-style USSD gateway: its_session_info, hang-up as the end-of-session bit; it finds
+    # the dialogue of a screen by the whole value, sequence bits included.
     ussd_session="its_session_info",
     ussd_abort="its_session_end",
+    ussd_session_match="whole",
 )
 
 OOREDOO = CarrierProfile(
@@ -193,6 +205,8 @@ OOREDOO = CarrierProfile(
     ussd_session="user_message_reference",
     ussd_abort="service_op",
     ussd_abort_op=0x20,
+    # Its deliver_sm carry service_type "USSD", and screens are routed back by it.
+    ussd_service_type="USSD",
 )
 
 FRIENDI = CarrierProfile(

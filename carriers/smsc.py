@@ -819,6 +819,7 @@ class Smsc:
         # the SMS centre's store-and-forward queue.
         params = deliver_params(dialogue.msisdn, MO_ADDRESSING[:2], dialogue.service_code, MO_ADDRESSING[2:], 0,
                                 data_coding, payload)
+        params["service_type"] = self.profile.ussd_service_type
         self._enqueue(_Delivery("ussd", params, tlvs, ussd=dialogue), front=True)
 
     def inject_mo(

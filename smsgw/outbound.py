@@ -42,7 +42,7 @@ from smsgw.smpp.pdu import Pdu
 from smsgw.smpp.session import ResponseTimeout, SessionClosed
 
 from smsgw.store import StoreUnavailable
-from smsgw.ussd.variants import UssdVariant, submit_tlvs
+from smsgw.ussd.variants import UssdVariant, submit_service_type, submit_tlvs
 
 if TYPE_CHECKING:
     from smsgw.config import CarrierConfig
@@ -401,8 +401,10 @@ class CarrierSender:
             "short_message": part.short_message,
         }
         if outbound.channel == USSD_CHANNEL:
-            # A screen gets no delivery receipt; its TLVs continue or end the carrier's dialogue.
+            # A screen gets no delivery receipt; its TLVs continue or end the carrier's dialogue,
+            # echoing the session marker (and service_type) the handset's input came with.
             params["registered_delivery"] = 0
+            params["service_type"] = submit_service_type(outbound.session_id)
             return Pdu(c.SUBMIT_SM, 0, c.ESME_ROK, params,
                        submit_tlvs(self._ussd, outbound.session_id, outbound.end_session))
         # What is left of the MT's validity, so the SMSC stops trying when we would have.

@@ -143,9 +143,12 @@ class Stack:
     def handset(self, carrier: str, msisdn: str) -> list[HandsetMessage]:
         return [m for m in self.smsc(carrier).handset_messages if m.msisdn == msisdn]
 
-    async def restart_gateway(self) -> None:
-        """A clean stop and a new gateway on the same store (what a deploy does)."""
+    async def restart_gateway(self, down_for: float = 0.0) -> None:
+        """A clean stop and a new gateway on the same store (what a deploy does), `down_for`
+        seconds later."""
         await self.gateway.stop()
+        if down_for:
+            await asyncio.sleep(down_for)
         self.gateway = _gateway(self.config, self.sims, self.features, self.service_clock)
         await self.gateway.start()
         await self.wait_bound()
