@@ -275,9 +275,10 @@ class ParkingService:
         return await self._ctx.store.write(functools.partial(self._op_mark_reminded, drafts=tuple(drafts), now=now))
 
     async def send_due_reminders(
-        self, compose: Callable[[SessionView], Reply], *, now: float | None = None
+        self, compose: Callable[[SessionView, int], Reply], *, now: float | None = None
     ) -> int:
-        """Queue the reminders that are due; returns how many went out.
+        """Queue the reminders that are due; returns how many went out. `compose(stay, baisa)`
+        words one, `baisa` being what extending it by `extend_minutes` (a `Y`) would charge.
 
         Durable and exactly once: the flag and the MT commit together, and the outbound queue
         picks up a stored MT after a restart even if `enqueue` below never ran.
@@ -286,9 +287,10 @@ class ParkingService:
         due = await self.reminders_due(now=at)
         if not due:
             return 0
+        prices = await self._ctx.store.read(self._op_extension_prices, tuple(due), self.config.extend_minutes)
         drafts = []
         for session in due:
-            mt = self._ctx.new_mt(compose(session), "reminder")
+            mt = self._ctx.new_mt(compose(session, prices[session.id]), "reminder")
             # A reminder that reaches the handset after the stay ended would only mislead.
             drafts.append((session, dataclasses.replace(mt, expires_at=min(mt.expires_at, session.end_at))))
         outbounds = await self.mark_reminded(drafts, now=at)
@@ -298,6 +300,21 @@ class ParkingService:
         return len(outbounds)
 
     # ------------------------------------------------------------------ ops (store thread)
+
+    def _op_extension_prices(
+        self, conn: sqlite3.Connection, stays: tuple[SessionView, ...], minutes: int
+    ) -> dict[int, int]:
+        """What adding `minutes` to each stay would charge now, at the price it was booked at (as
+        `_extend_session` charges it): stay id → baisa."""
+        prices = {}
+        for stay in stays:
+            baisa, unit = conn.execute(
+                "SELECT tariff_baisa, unit_minutes FROM parking_session WHERE id = ?", (stay.id,)
+            ).fetchone()
+            rules = self._tariff(stay.zone, (baisa, unit))
+            whole = pricing.charge_baisa(self.config.calendar, rules, stay.start_at, stay.end_at + minutes * 60)
+            prices[stay.id] = max(0, whole - stay.charged_baisa)
+        return prices
 
     def _tariff(self, zone_code: str, session_row: Sequence[Any] | None = None) -> Tariff:
         zone = self.config.zones.get(zone_code) or self.config.zone(None)
