@@ -8,6 +8,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smsgw.config import GatewayConfig
 
 DEFAULT_CONFIG = os.environ.get("SMSGW_CONFIG", "config/gateway.toml")
 
@@ -143,6 +147,12 @@ def cmd_dial(args: argparse.Namespace) -> int:
                     parse_answers(args.answers), timeout=args.timeout, as_json=args.json)
 
 
+def _control_unreachable(config: GatewayConfig, exc: Exception) -> int:
+    print(f"cannot reach the simulators' control port {config.control_host}:{config.control_port}: {exc}\n"
+          "start them with `smsgw run` (embedded) or `smsgw simulate`.", file=sys.stderr)
+    return 1
+
+
 def cmd_handset(args: argparse.Namespace) -> int:
     """Watch a handset: every SMS the simulators deliver to it, replies, notifications and
     reminders alike, printed as it arrives (through the control port, like `send`)."""
@@ -189,12 +199,7 @@ def cmd_handset(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except (ControlError, OSError) as exc:
-        print(
-            f"cannot reach the simulators' control port {config.control_host}:{config.control_port}: {exc}\n"
-            "start them with `smsgw run` (embedded) or `smsgw simulate`.",
-            file=sys.stderr,
-        )
-        return 1
+        return _control_unreachable(config, exc)
     return 0 if not args.count or got >= args.count else 1
 
 
@@ -240,12 +245,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                     )
                 return 1
     except (ControlError, OSError) as exc:
-        print(
-            f"cannot reach the simulators' control port {config.control_host}:{config.control_port}: {exc}\n"
-            "start them with `smsgw run` (embedded) or `smsgw simulate`.",
-            file=sys.stderr,
-        )
-        return 1
+        return _control_unreachable(config, exc)
     return 0 if got >= args.replies else 1
 
 
