@@ -91,7 +91,7 @@ async def test_yes_answers_the_most_recent_question(tmp_path: Path) -> None:
         since = len(stack.smsc("omantel").handset_messages)
         clock.advance(20 * MINUTE)
         [reminder] = await wait(stack.smsc("omantel").wait_handset(DRIVER, 1, since_index=since, timeout=5))
-        assert reminder.text == "Parking 55M ends at 10:30. Reply Y to add 30 min."
+        assert reminder.text == "Parking 55M ends at 10:30. Reply Y to add 30 min for 100 baisa."
         clock.advance(MINUTE)
         assert (await one(stack, "omantel", DRIVER, "park 1234AB for 1")).text.startswith("Did you mean 1234AB 60")
         booked = await one(stack, "omantel", DRIVER, "Y")
@@ -101,7 +101,7 @@ async def test_yes_answers_the_most_recent_question(tmp_path: Path) -> None:
         since = len(stack.smsc("omantel").handset_messages)
         clock.advance(50 * MINUTE)  # 11:11: 1234AB's reminder, the latest question now
         [reminder] = await wait(stack.smsc("omantel").wait_handset(DRIVER, 1, since_index=since, timeout=5))
-        assert reminder.text == "Parking 1234AB ends at 11:21. Reply Y to add 30 min."
+        assert reminder.text == "Parking 1234AB ends at 11:21. Reply Y to add 30 min for 100 baisa."
         extended = await one(stack, "omantel", DRIVER, "Y")
         assert extended.text == "Ticket 0000026: 1234AB extended to 11:51 (+30 min). Charged 100 baisa."
         assert [row[3] for row in await ledger(stack)] == [100, 200, 100]

@@ -85,7 +85,7 @@ T: dict[str, dict[Lang, str]] = {
         Lang.AR: "لديك {n} سيارات: {plates}. أرسل {kw} مع اللوحة، مثال: {example}",
     },
     "my": {Lang.EN: "Your parking: {items}", Lang.AR: "مواقفك: {items}"},
-    "my_item": {Lang.EN: "{plate} until {end} ({zone})", Lang.AR: "{plate} حتى {end} ({zone})"},
+    "my_item": {Lang.EN: "{plate} until {end} ({zone})", Lang.AR: "{plate} حتى {end} ({zone})"},  # zone: its name
     "my_more": {Lang.EN: " +{n} more", Lang.AR: " +{n} أخرى"},
     "too_long": {
         Lang.EN: "Sorry, at most {limit} min in one message. Example: {plate} {limit}",
@@ -112,8 +112,12 @@ T: dict[str, dict[Lang, str]] = {
     "check_free_always": {Lang.EN: "{plate}: no charge now.", Lang.AR: "{plate}: لا رسوم الآن."},
     # reminder
     "reminder": {
-        Lang.EN: "Parking {plate} ends at {end}. Reply Y to add {minutes} min.",
-        Lang.AR: "ينتهي وقوف {plate} الساعة {end}. أرسل نعم لإضافة {minutes} دقيقة.",
+        Lang.EN: "Parking {plate} ends at {end}. Reply Y to add {minutes} min for {amount}.",
+        Lang.AR: "ينتهي وقوف {plate} الساعة {end}. أرسل نعم لإضافة {minutes} دقيقة بـ {amount}.",
+    },
+    "reminder_free": {
+        Lang.EN: "Parking {plate} ends at {end}. Reply Y to add {minutes} min, free of charge.",
+        Lang.AR: "ينتهي وقوف {plate} الساعة {end}. أرسل نعم لإضافة {minutes} دقيقة بدون رسوم.",
     },
     # parse errors
     "format": {
@@ -259,7 +263,8 @@ class Wording:
     def sessions(self, sessions: list[SessionView]) -> str:
         if not sessions:
             return _t("not_found", self.lang, example=self.example())
-        items = [_t("my_item", self.lang, plate=s.plate, end=self.time(s.end_at), zone=s.zone) for s in sessions]
+        items = [_t("my_item", self.lang, plate=s.plate, end=self.time(s.end_at), zone=self.zone_name(s.zone))
+                 for s in sessions]
         sep = texts.LIST_SEP[self.lang]
         for n in range(len(items), 0, -1):
             more = _t("my_more", self.lang, n=len(items) - n) if n < len(items) else ""
@@ -280,9 +285,11 @@ class Wording:
             return _t("paid_elsewhere", lang, plate=s.plate, asked=result.zone, zone=s.zone, end=self.time(s.end_at))
         return _t("not_paid", lang, plate=result.plate)
 
-    def reminder(self, session: SessionView) -> str:
-        return _t("reminder", self.lang, plate=session.plate, end=self.time(session.end_at),
-                  minutes=self.config.extend_minutes)
+    def reminder(self, session: SessionView, amount_baisa: int) -> str:
+        """What `Y` does: the minutes it adds and what they cost (`amount_baisa`)."""
+        return _t("reminder" if amount_baisa else "reminder_free", self.lang, plate=session.plate,
+                  end=self.time(session.end_at), minutes=self.config.extend_minutes,
+                  amount=self.amount(amount_baisa))
 
     def parse_error(self, error: ParseError, text: str) -> str:
         lang = self.lang
@@ -424,8 +431,9 @@ class ParkingHandler:
                           plates=quote.plates)
         return words.outcome(outcome, guess.parsed.command)
 
-    def reminder_reply(self, session: SessionView) -> Reply:
-        """The reminder SMS for a stay, in the language it was booked in, on its carrier and short code."""
+    def reminder_reply(self, session: SessionView, amount_baisa: int) -> Reply:
+        """The reminder SMS for a stay, in the language it was booked in, on its carrier and short
+        code; `amount_baisa` is what `Y` would charge."""
         lang = Lang(session.lang)
-        text = Wording(self.config, lang, self._ctx.now()).reminder(session)
+        text = Wording(self.config, lang, self._ctx.now()).reminder(session, amount_baisa)
         return Reply(carrier=session.carrier, msisdn=session.msisdn, short_code=session.short_code, text=text)

@@ -318,18 +318,16 @@ class ParkingService:
             status = Status.BOOKED if q.amount_baisa else Status.FREE
             return Quote(status, plate=plate, zone=priced.zone.code, minutes=minutes, amount_baisa=q.amount_baisa,
                          end_at=q.end, free_until=q.free_until)
-        start, end, charged, zone, baisa, unit = conn.execute(
-            "SELECT start_at, end_at, charged_baisa, zone, tariff_baisa, unit_minutes FROM parking_session WHERE id = ?",
-            (session_id,),
+        stay = self._load(conn, session_id)
+        baisa, unit = conn.execute(
+            "SELECT tariff_baisa, unit_minutes FROM parking_session WHERE id = ?", (session_id,)
         ).fetchone()
-        rules = self._tariff(zone, (baisa, unit))
-        refusal = self._refusal(minutes, rules, zone)
+        refusal = self._refusal(minutes, self._tariff(stay.zone, (baisa, unit)), stay.zone)
         if refusal is not None:
-            return Quote(Status.REFUSED, plate=plate, zone=zone, minutes=minutes, problem=refusal.problem)
-        new_end = end + minutes * 60
-        amount = max(0, pricing.charge_baisa(self.config.calendar, rules, start, new_end) - charged)
-        return Quote(Status.EXTENDED, plate=plate, zone=zone, minutes=minutes, amount_baisa=amount,
-                     end_at=new_end if own else None)
+            return Quote(Status.REFUSED, plate=plate, zone=stay.zone, minutes=minutes, problem=refusal.problem)
+        amount = self._op_extension_prices(conn, (stay,), minutes)[stay.id]  # as a reminder's Y is priced
+        return Quote(Status.EXTENDED, plate=plate, zone=stay.zone, minutes=minutes, amount_baisa=amount,
+                     end_at=stay.end_at + minutes * 60 if own else None)
 
     async def session(self, ticket: str) -> SessionView | None:
         return await self._ctx.store.read(self._op_by_ticket, ticket)
@@ -350,9 +348,10 @@ class ParkingService:
         return await self._ctx.store.write(functools.partial(self._op_mark_reminded, drafts=tuple(drafts), now=now))
 
     async def send_due_reminders(
-        self, compose: Callable[[SessionView], Reply], *, now: float | None = None
+        self, compose: Callable[[SessionView, int], Reply], *, now: float | None = None
     ) -> int:
-        """Queue the reminders that are due; returns how many went out.
+        """Queue the reminders that are due; returns how many went out. `compose(stay, baisa)`
+        words one, `baisa` being what extending it by `extend_minutes` (a `Y`) would charge.
 
         Durable and exactly once: the flag and the MT commit together, and the outbound queue
         picks up a stored MT after a restart even if `enqueue` below never ran.
@@ -361,9 +360,10 @@ class ParkingService:
         due = await self.reminders_due(now=at)
         if not due:
             return 0
+        prices = await self._ctx.store.read(self._op_extension_prices, tuple(due), self.config.extend_minutes)
         drafts = []
         for session in due:
-            mt = self._ctx.new_mt(compose(session), "reminder")
+            mt = self._ctx.new_mt(compose(session, prices[session.id]), "reminder")
             # A reminder that reaches the handset after the stay ended would only mislead.
             drafts.append((session, dataclasses.replace(mt, expires_at=min(mt.expires_at, session.end_at))))
         outbounds = await self.mark_reminded(drafts, now=at)
@@ -373,6 +373,21 @@ class ParkingService:
         return len(outbounds)
 
     # ------------------------------------------------------------------ ops (store thread)
+
+    def _op_extension_prices(
+        self, conn: sqlite3.Connection, stays: tuple[SessionView, ...], minutes: int
+    ) -> dict[int, int]:
+        """What adding `minutes` to each stay would charge now, at the price it was booked at (as
+        `_extend_session` charges it): stay id → baisa."""
+        prices = {}
+        for stay in stays:
+            baisa, unit = conn.execute(
+                "SELECT tariff_baisa, unit_minutes FROM parking_session WHERE id = ?", (stay.id,)
+            ).fetchone()
+            rules = self._tariff(stay.zone, (baisa, unit))
+            whole = pricing.charge_baisa(self.config.calendar, rules, stay.start_at, stay.end_at + minutes * 60)
+            prices[stay.id] = max(0, whole - stay.charged_baisa)
+        return prices
 
     def _tariff(self, zone_code: str, session_row: Sequence[Any] | None = None) -> Tariff:
         zone = self.config.zones.get(zone_code) or self.config.zone(None)
