@@ -97,7 +97,7 @@ async def test_yes_answers_the_most_recent_question(tmp_path: Path) -> None:
         booked = await one(stack, "omantel", DRIVER, "Y")
         assert booked.text == "Ticket 0000026: 1234AB parked in Muscat until 11:21. Charged 200 baisa."
         assert (await one(stack, "omantel", DRIVER, "MY")).text == (
-            "Your parking: 55M until 10:30 (MCT), 1234AB until 11:21 (MCT)")
+            "Your parking: 55M until 10:30 (Muscat), 1234AB until 11:21 (Muscat)")
         since = len(stack.smsc("omantel").handset_messages)
         clock.advance(50 * MINUTE)  # 11:11: 1234AB's reminder, the latest question now
         [reminder] = await wait(stack.smsc("omantel").wait_handset(DRIVER, 1, since_index=since, timeout=5))
