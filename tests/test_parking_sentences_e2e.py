@@ -10,12 +10,11 @@ request gets its status or MY.
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from handlers.transactions import FEATURE as TRANSACTIONS
 from tests.http_helpers import http
-from tests.parking_support import DRIVER, PARKING, SPOUSE, on_loop
+from tests.parking_support import DRIVER, SPOUSE, on_loop
 from tests.stack import Stack, wait
 from tests.test_parking_e2e import business_clock, ledger, one, start
 
@@ -186,9 +185,6 @@ async def test_the_question_outlives_a_gateway_restart(tmp_path: Path) -> None:
         clock.advance(MINUTE)
         booked = await one(stack, "omantel", DRIVER, "Y")
         assert booked.text == "Ticket 0000018: 1234AB parked in Muscat until 12:01. Charged 400 baisa."
-        await asyncio.sleep(0)
     finally:
         await stack.stop()
 
-
-__all__ = ["PARKING"]
