@@ -97,6 +97,10 @@ async def test_a_sweep_removes_what_is_past_its_window_and_never_live_work(tmp_p
                 (charge, NOW - 401 * DAY))
             conn.execute("INSERT INTO parking_request (request_id, operation, outcome, at) VALUES (1, 'book', '{}', ?)",
                          (old,))
+            for msisdn, expires_at in (("96891000030", old), ("96891000031", NOW + 60)):
+                conn.execute("INSERT INTO parking_pending (msisdn, plate, minutes, extend, quoted_baisa, lang,"
+                             " created_at, expires_at) VALUES (?, '1234AB', 30, 0, 100, 'en', ?, ?)",
+                             (msisdn, expires_at - 120, expires_at))
             conn.execute("INSERT INTO txn (ref, service, status, updated_at, created_at) VALUES"
                          " ('MM-2026-000001', 'x', 'received', ?, ?)", (old, old))
             conn.execute("INSERT INTO txn_change (id, ref, new_status, updated_at, changed_at, source) VALUES"
@@ -135,6 +139,7 @@ async def test_a_sweep_removes_what_is_past_its_window_and_never_live_work(tmp_p
         assert await count(store, "SELECT COUNT(*) FROM parking_session") == 1  # within the accounting period
         assert await count(store, "SELECT COUNT(*) FROM parking_ledger") == 1
         assert await count(store, "SELECT COUNT(*) FROM parking_request") == 0
+        assert await count(store, "SELECT msisdn FROM parking_pending") == "96891000031"  # still open
         assert await count(store, "SELECT state FROM txn_notice") == "pending"  # not sent yet: kept
         assert await count(store, "SELECT COUNT(*) FROM txn") == 1  # the back office's record
         # Forgotten: a number that only looked something up long ago.  Kept: an opt-out, a number

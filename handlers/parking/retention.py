@@ -1,7 +1,7 @@
 """How long parking keeps its rows (smsgw/retention.py).
 
-A request's outcome (kept so that an MO processed again after a crash changes nothing) goes with
-the messages.  Sessions and their ledger entries are what the carriers' settlements are made of:
+A request's outcome (kept so that an MO processed again after a crash changes nothing) and a
+question the driver was asked (a pending confirmation, with the plate) go with the messages.  Sessions and their ledger entries are what the carriers' settlements are made of:
 they are kept for the accounting period, and only a session that ended, and saw no money move,
 before it.
 """
@@ -19,6 +19,12 @@ RULES: Final[tuple[Rule, ...]] = (
         ("DELETE FROM parking_request WHERE request_id IN ({keys})",),
         ("CREATE INDEX IF NOT EXISTS parking_request_at ON parking_request (at)",),
         key_columns=("request_id",),
+    ),
+    Rule(
+        "parking_pending", "parking_pending", "messages",
+        "SELECT msisdn FROM parking_pending WHERE expires_at < :cutoff ORDER BY expires_at LIMIT :limit",
+        ("DELETE FROM parking_pending WHERE msisdn IN ({keys})",),
+        key_columns=("msisdn",),
     ),
     Rule(
         "parking_session", "parking_session", "accounting",
