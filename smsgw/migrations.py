@@ -4,12 +4,18 @@ Each step is a tuple of single SQL statements (not a script): Python's `executes
 before it runs, and the whole upgrade must happen inside ONE transaction so that a crash halfway
 leaves the previous schema intact.  Steps are append-only: never edit a released step, add a new
 one that alters what the old one made.
+
+The same steps build the schema on both engines.  They are written in SQLite's words; on
+PostgreSQL the store's dialect layer maps the column types (INTEGER PRIMARY KEY becomes an
+identity column, INTEGER bigint, REAL double precision, BLOB bytea; WITHOUT ROWID is dropped),
+see smsgw/store/dialect.py.  Write steps that both accept: no SQLite-only functions, booleans as
+INTEGER 0/1.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Final
+from collections.abc import Sequence
+from typing import Any, Final
 
 # Version N is reached by applying MIGRATIONS[0..N-1] in order.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -141,7 +147,7 @@ class SchemaTooNew(RuntimeError):
     """The database was written by a newer gateway; running old code on it could corrupt it."""
 
 
-def current_version(conn: sqlite3.Connection) -> int:
+def current_version(conn: Any) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
@@ -150,14 +156,24 @@ def current_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(conn: sqlite3.Connection, path: str = "") -> tuple[int, int]:
+#: Opens the migration's transaction with the database's write lock, so that two processes
+#: opening the same fresh database cannot both create the tables.  SQLite's; PostgreSQL's engine
+#: passes its own (a transaction-scoped advisory lock).
+BEGIN_EXCLUSIVE: Final[tuple[str, ...]] = ("BEGIN IMMEDIATE",)
+
+
+def _begin(conn: Any, begin: Sequence[str]) -> None:
+    for statement in begin:
+        conn.execute(statement)
+
+
+def migrate(conn: Any, path: str = "", begin: Sequence[str] = BEGIN_EXCLUSIVE) -> tuple[int, int]:
     """Bring the schema to LATEST in one transaction; returns (version before, version after).
 
     `conn` must be in autocommit mode (isolation_level=None) so that BEGIN/COMMIT here are the
-    only transaction control.  BEGIN IMMEDIATE takes the write lock up front, so two processes
-    opening the same fresh file cannot both try to create the tables.
+    only transaction control; `begin` opens the transaction holding the write lock.
     """
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn, begin)
     try:
         before = current_version(conn)
         if before > LATEST:
@@ -186,10 +202,12 @@ def migrate(conn: sqlite3.Connection, path: str = "") -> tuple[int, int]:
 Component = tuple[str, tuple[tuple[str, ...], ...]]
 
 
-def migrate_component(conn: sqlite3.Connection, name: str, steps: tuple[tuple[str, ...], ...], path: str = "") -> tuple[int, int]:
+def migrate_component(
+    conn: Any, name: str, steps: tuple[tuple[str, ...], ...], path: str = "", begin: Sequence[str] = BEGIN_EXCLUSIVE
+) -> tuple[int, int]:
     """Bring one feature component to its latest step, in one transaction, like `migrate`."""
     latest = len(steps)
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn, begin)
     try:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS component_version (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
