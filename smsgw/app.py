@@ -111,8 +111,9 @@ async def reload_config(gateway: Any, config_path: str, actor: str = "signal:SIG
 async def _reload(gateway: Any, config_path: str) -> dict[str, Any]:
     try:
         new = load_checked_config(config_path)
-        if new.store_path != gateway.config.store_path:
-            raise ConfigError([ConfigIssue(config_path, 0, "gateway.store_path",
+        if new.store_location != gateway.config.store_location:
+            key = "gateway.store_url" if new.store_url is not None or gateway.config.store_url else "gateway.store_path"
+            raise ConfigError([ConfigIssue(config_path, 0, key,
                                            "cannot change while running; restart the gateway")])
         configure(new.log_level)
         return await gateway.apply_config(new)

@@ -191,11 +191,13 @@ class GatewayConfig:
     """The whole validated configuration.
 
     `store_path` is used as written: a relative path resolves against the process's current working
-    directory, not against the configuration file's directory.
+    directory, not against the configuration file's directory.  `store_url` (a PostgreSQL URL)
+    replaces it for several nodes on one database; `store_location` is whichever is in force.
     """
 
     path: str
     store_path: str = "var/smsgw.sqlite3"
+    store_url: str | None = None
     log_level: str = "info"
     mo_reassembly_timeout_s: float = 120.0
     shutdown_timeout_s: float = 5.0
@@ -207,6 +209,11 @@ class GatewayConfig:
     routes: tuple[RouteConfig, ...] = ()
     abuse: AbuseConfig = field(default_factory=AbuseConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+
+    @property
+    def store_location(self) -> str:
+        """What the store opens: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.store_url if self.store_url is not None else self.store_path
 
     def carrier(self, name: str) -> CarrierConfig:
         for carrier in self.carriers:
@@ -343,6 +350,7 @@ def _build(
 
     gw = _Table(checker, ("gateway",), root.table("gateway", {}) or {})
     store_path = gw.string("store_path", "var/smsgw.sqlite3", min_len=1)
+    store_url = _store_url(gw)
     log_level = gw.choice("log_level", "info", LOG_LEVELS)
     mo_reassembly_timeout_s = gw.number("mo_reassembly_timeout_s", 120.0, hi=86400)
     shutdown_timeout_s = gw.number("shutdown_timeout_s", 5.0, hi=300)
@@ -369,6 +377,7 @@ def _build(
     return GatewayConfig(
         path=path,
         store_path=store_path,
+        store_url=store_url,
         log_level=log_level,
         mo_reassembly_timeout_s=mo_reassembly_timeout_s,
         shutdown_timeout_s=shutdown_timeout_s,
@@ -381,6 +390,36 @@ def _build(
         abuse=abuse,
         admin=admin,
     )
+
+
+def _store_url(gw: _Table) -> str | None:
+    """`store_url = "postgresql://user@host:port/db"`, instead of `store_path`, never with it."""
+    url = gw.string("store_url", None, min_len=1)
+    if url is None:
+        return None
+    if "store_path" in gw.data:
+        gw.error("store_url", "set either store_path (SQLite) or store_url (PostgreSQL), not both")
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        gw.error("store_url", f"not a valid URL ({exc})")
+        return None
+    if parts.scheme not in ("postgresql", "postgres"):
+        gw.error("store_url", "must be a postgresql:// URL (postgresql://user@host:port/database),"
+                             f" got scheme {parts.scheme + ':' if parts.scheme else 'none'}")
+        return None
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        gw.error("store_url", "names no database (postgresql://user@host:port/database)")
+        return None
+    if parts.password:
+        gw.error("store_url", "must not hold a password: put it in ~/.pgpass or PGPASSWORD, or use a "
+                              "client certificate (?sslcert=...), so the config can be shared")
+        return None
+    return url
 
 
 def _abuse(t: _Table) -> AbuseConfig:

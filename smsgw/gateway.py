@@ -112,7 +112,7 @@ class Gateway(MultiService):
     async def start(self) -> None:
         cfg = self.config
         self.store = await Store.open(
-            cfg.store_path, clock=self.clock.seconds,
+            cfg.store_location, clock=self.clock.seconds,
             components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
         try:
@@ -160,7 +160,7 @@ class Gateway(MultiService):
         self._sweeper.clock = self.clock
         self._sweeper.start(max(1.0, cfg.mo_reassembly_timeout_s / 4), now=False)
         log.info("gateway_started", carriers=sorted(self.carriers), resumed_mts=backlog,
-                 resumed_mos=len(unprocessed), store=cfg.store_path)
+                 resumed_mos=len(unprocessed), store=store.location)
         self.startService()
 
     def _connector(self, carrier: CarrierConfig) -> CarrierConnector:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.stack import eventually, on_loop, start_stack
+import pytest
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 
 @on_loop

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from tests.http_helpers import http
 from tests.stack import Stack, eventually, on_loop, start_stack, write_process_config
+import pytest
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 ADMIN = "dev-backoffice-3Qm9xT7vK2pL8wR4"  # config/gateway.toml: "backoffice", role admin
 READER = "dev-monitoring-Z6hN1cV5bJ0sY3eU"  # "monitoring", read-only

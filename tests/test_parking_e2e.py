@@ -20,6 +20,9 @@ from smsgw.config import RouteConfig, load_config
 from smsgw.feature import Feature
 from tests.parking_support import CONFIG, DRIVER, INSPECTOR, MUSCAT, PARKING, SPOUSE, at, on_loop
 from tests.stack import SHIPPED_CONFIG, Stack, eventually, start_stack, wait
+import pytest
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 ROUTES = (
     RouteConfig(keyword="PARK", aliases=("P", "موقف", "حجز"), handler="parking", short_codes=(PARKING,)),

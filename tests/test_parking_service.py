@@ -29,6 +29,9 @@ from tests.parking_support import (
     open_harness,
 )
 from tests.stack import eventually, wait
+import pytest
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 MINUTE = 60.0
 

@@ -8,6 +8,9 @@ from pathlib import Path
 from smsgw.app import reload_config
 from smsgw.config import RouteConfig
 from tests.stack import eventually, on_loop, start_stack, write_process_config
+import pytest
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 
 @on_loop

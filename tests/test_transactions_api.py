@@ -16,6 +16,9 @@ from smsgw.admin.server import AdminService, build_admin_service
 from smsgw.config import AdminConfig, AdminToken
 from tests.http_helpers import http
 from tests.txn_helpers import Harness, on_loop, open_harness
+import pytest
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 ADMIN = "backoffice-token-abcdefghijklmnop"
 READER = "monitoring-token-abcdefghijklmnop"

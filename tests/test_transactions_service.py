@@ -13,6 +13,9 @@ from handlers import texts
 from handlers.transactions.config import NotificationConfig, TransactionsConfig
 from handlers.transactions.service import NOTICE_KIND, UpsertOutcome
 from tests.txn_helpers import T0, Clock, on_loop, open_harness
+import pytest
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 REF = "MM-2026-000123"
 OWNER = "96891234567"

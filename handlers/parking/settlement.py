@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--date", required=True, type=date.fromisoformat, help="the day, YYYY-MM-DD (Asia/Muscat)")
     parser.add_argument("--carrier", help="only this carrier (default: every carrier)")
     parser.add_argument("--out", default=".", help="folder for the files (default: the current folder)")
-    parser.add_argument("--store", help="the gateway database (default: store_path of --config)")
+    parser.add_argument("--store", help="the gateway database: a SQLite file or a postgresql:// URL (default: the store of --config)")
     parser.add_argument(
         "--config", default=os.environ.get("SMSGW_CONFIG", "config/gateway.toml"),
         help="gateway TOML file, for the database path and the carrier list (default: %(default)s)",
@@ -159,12 +159,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(str(exc), file=sys.stderr)
                 return 2
         else:
-            store_path = store_path or config.store_path
+            store_path = store_path or config.store_location
             carriers = [c.name for c in config.carriers if c.enabled]
     if args.carrier is not None and carriers and args.carrier not in carriers:
         print(f"unknown carrier {args.carrier!r} (known: {', '.join(carriers)})", file=sys.stderr)
         return 2
-    if not Path(store_path).exists():
+    from smsgw.store import is_postgres
+
+    if not is_postgres(store_path) and not Path(store_path).exists():
         print(f"no database at {store_path}", file=sys.stderr)
         return 2
     paths = asyncio.run(write_settlement(store_path, args.date, args.carrier, args.out, carriers=carriers))

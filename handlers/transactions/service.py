@@ -222,7 +222,7 @@ class TransactionService:
         """Remember the carrier and language the number last used (for its notifications)."""
         conn.execute(
             "INSERT INTO txn_subscriber (msisdn, carrier, lang, seen_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (msisdn) DO UPDATE SET carrier = coalesce(excluded.carrier, carrier),"
+            " ON CONFLICT (msisdn) DO UPDATE SET carrier = coalesce(excluded.carrier, txn_subscriber.carrier),"
             " lang = excluded.lang, seen_at = excluded.seen_at",
             (caller.msisdn, caller.carrier, caller.lang.value, now),
         )

@@ -23,7 +23,6 @@ here).
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 from collections import deque
 from datetime import UTC, datetime
@@ -262,8 +261,9 @@ class OperatorApi:
             "uptime_s": round(now - gw.started_at, 3) if gw.started_at is not None else None,
             "carriers": carriers,
             "store": {
-                "path": gw.config.store_path,
-                "bytes": _file_bytes(gw.config.store_path),
+                "engine": store.engine.name if store is not None else None,
+                "path": store.location if store is not None else gw.config.store_path,
+                "bytes": await store.size_bytes() if store is not None else None,
                 "healthy": bool(store is not None and store.healthy),
                 "last_error": store.last_error if store is not None else None,
                 "counts": counts,
@@ -499,18 +499,6 @@ def _stats(sender: Any) -> dict[str, int]:
     s = sender.stats
     return {"submitted": s.submitted, "accepted": s.accepted, "throttled": s.throttled, "retried": s.retried,
             "failed": s.failed, "expired": s.expired}
-
-
-def _file_bytes(path: str) -> int | None:
-    total = 0
-    found = False
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            total += os.path.getsize(path + suffix)
-            found = True
-        except OSError:
-            continue
-    return total if found else None
 
 
 def _receipts(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:

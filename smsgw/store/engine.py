@@ -54,6 +54,10 @@ class Engine:
         False when the database failed (disk full, connection lost): then the batch aborts."""
         raise NotImplementedError
 
+    async def size_bytes(self) -> int | None:
+        """Bytes the data takes (files, or the database), None if unknown."""
+        raise NotImplementedError
+
     @property
     def description(self) -> str:
         """Where the data lives, for logs and the status API (never a password)."""

@@ -124,6 +124,15 @@ class Plumbing:
         await self.engine.close()
         log.info("store_closed", commits=self.commits, writes=self.writes)
 
+    async def size_bytes(self) -> int | None:
+        """Bytes the data takes on disk (SQLite's files, PostgreSQL's database), None if unknown."""
+        try:
+            return await self.engine.size_bytes()
+        except Exception as exc:
+            if self.engine.is_op_error(exc):
+                raise
+            return None
+
     @property
     def location(self) -> str:
         """Where the data lives (a file, or the database URL without its password)."""

@@ -168,6 +168,7 @@ class PostgresEngine(Engine):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="smsgw-store")
         self._conn: PgConnection | None = None  # only touched on the executor's thread
         self._dialect = PgDialect()
+        self._connected_once = False
         self.conflicts = 0  # serialization conflicts that made a batch run again
         self.reconnects = 0
 
@@ -200,9 +201,10 @@ class PostgresEngine(Engine):
         )
         raw.adapters.register_loader("numeric", _NumericLoader)
         conn = PgConnection(raw, self._dialect)
-        if self._conn is not None:
+        if self._connected_once:
             self.reconnects += 1
             log.info("store_reconnected", store=self.description)
+        self._connected_once = True
         self._refresh_identity(conn)
         return conn
 
@@ -230,6 +232,11 @@ class PostgresEngine(Engine):
         conn = self._connection()
         try:
             return fn(conn, *args)
+        except pgerrors.ReadOnlySqlTransaction:
+            # Connected to a server that is (now) a standby, after a failover: drop it, so the
+            # next call connects again (libpq's target_session_attrs=read-write finds the primary).
+            conn.close()
+            raise
         finally:
             if not conn.usable:
                 self._conn = None  # the next call reconnects
@@ -268,6 +275,9 @@ class PostgresEngine(Engine):
                 self.conflicts += 1
                 time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
         return self.attempt_batch(conn, [op])  # the last try: a conflict now fails the write
+
+    async def size_bytes(self) -> int | None:
+        return await self.read(lambda conn: conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.call(self._snapshot, fn, args)

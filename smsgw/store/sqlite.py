@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -58,6 +59,16 @@ class SqliteEngine(Engine):
     @property
     def description(self) -> str:
         return self.path
+
+    async def size_bytes(self) -> int | None:
+        total, found = 0, False
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                total += os.path.getsize(self.path + suffix)
+                found = True
+            except OSError:
+                continue
+        return total if found else None
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         return await _on_connection_thread(self._db, fn, args)
