@@ -14,6 +14,7 @@ of each request has an event in FINAL_EVENTS.
   {"op":"faults","carrier":..,"set":{"throttle_storm":true}} or {"op":"faults","carrier":..,"reset":true}
                                                    → {"event":"ok","faults":{...}}
   {"op":"garbage","carrier":..,"kind":"unknown_command"}  → {"event":"ok","sessions":n}
+  {"op":"restart_counter","carrier":..}            → {"event":"ok"}  (ids start again: they repeat)
   {"op":"reset"}                                   → {"event":"ok"}  (forget recorded messages)
   {"op":"inject","mos":[{"carrier":..,"from":..,"to":..,"text":..}, ...]}
                                                    → {"event":"ok","mo_ids":[..]}  (no waiting for replies)
@@ -209,6 +210,11 @@ class ControlServer:
         log.info("control_faults", carrier=smsc.name, faults=smsc.faults.as_dict())
         reply({"event": "ok", "faults": smsc.faults.as_dict()})
 
+    async def _op_restart_counter(self, request: dict[str, Any], reply: Emit) -> None:
+        smsc = self._smsc(request)
+        smsc.restart_counter()
+        reply({"event": "ok"})
+
     async def _op_garbage(self, request: dict[str, Any], reply: Emit) -> None:
         smsc = self._smsc(request)
         kind = request.get("kind")
@@ -313,6 +319,7 @@ class ControlServer:
         "status": _op_status,
         "load": _op_load,
         "faults": _op_faults,
+        "restart_counter": _op_restart_counter,
         "garbage": _op_garbage,
         "reset": _op_reset,
         "inject": _op_inject,

@@ -45,6 +45,11 @@ log = get_logger("carriers.smsc")
 
 #: International MSISDN without '+': what a handset number looks like on these networks.
 _MSISDN_RE = re.compile(r"[0-9]{8,15}")
+#: Ids count from the SMSC's start time in milliseconds after this moment (2026-01-01 UTC), so a
+#: simulator started again does not repeat an id of an earlier run (as a real SMSC's ids do not
+#: repeat from one day to the next) unless that run gave out more than 1,000 ids per second of its
+#: life; and Friendi's ten hex digits last until 2060.
+_ID_EPOCH_S = 1_767_225_600
 #: Receipts carry the SMSC's local time; Oman is UTC+4 all year.
 _SMSC_TZ = timezone(timedelta(hours=4))
 _BIND_MODE = {c.BIND_TRANSMITTER: "tx", c.BIND_RECEIVER: "rx", c.BIND_TRANSCEIVER: "trx"}
@@ -563,7 +568,9 @@ class Smsc:
         self._timers: set[IDelayedCall] = set()
         self._listeners: dict[str | None, list[Callable[[HandsetMessage], None]]] = {}
         self._received: DeferredQueue[Pdu] | None = DeferredQueue() if record_pdus else None
-        self._number = profile.id_base
+        #: Where this run's ids start (see `_first_number`); `restart_counter` goes back to it.
+        self._first = _first_number(profile, self.clock, self.faults.ids_from_base)
+        self._number = self._first
         self._ref = 0
         self._rng = random.Random(seed)
         self._stopped = False
@@ -638,6 +645,12 @@ class Smsc:
     def _next_number(self) -> int:
         self._number += 1
         return self._number
+
+    def restart_counter(self) -> None:
+        """Fault: the id counter starts again from where this run's ids began (a counter that lost
+        its state), so the next MOs and messages get ids already given out in this run."""
+        self._number = self._first
+        log.info("smsc_counter_restarted", carrier=self.name)
 
     def _accept_submit(self, pdu: Pdu, link: int = 0) -> tuple[int, MtRecord | None]:
         """Validate a submit_sm as the carrier would; record it if it is accepted."""
@@ -1078,6 +1091,15 @@ class Smsc:
             },
             "faults": self.faults.as_dict(),
         }
+
+
+def _first_number(profile: CarrierProfile, clock: IReactorTime, from_base: bool) -> int:
+    """The number before this run's first id: the profile's base, plus the start time in
+    milliseconds unless the counter is one that starts from its base (faults.ids_from_base).
+    On a test's task.Clock at 0 that is the base itself, so ids stay predictable there."""
+    if from_base:
+        return profile.id_base
+    return profile.id_base + max(0, int((clock.seconds() - _ID_EPOCH_S) * 1000))
 
 
 def _submit_digest(mt: MtRecord) -> str:

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smsgw.abuse import AbuseConfig
+from smsgw.redelivery import DEFAULT_WINDOW_S as DEFAULT_MO_DEDUPE_WINDOW_S
+from smsgw.files import group_id
 from smsgw.smpp import constants as smpp
 from smsgw.tomlcheck import (
     _MISSING,
@@ -184,6 +186,12 @@ class AdminConfig:
     host: str = "127.0.0.1"  # loopback only: the API has no TLS
     port: int = 12790  # 0: an ephemeral port (tests)
     tokens: tuple[AdminToken, ...] = ()
+    # Limits that make a client without a token, or a slow one, cost the gateway next to nothing.
+    max_body_bytes: int = 1024 * 1024  # the API takes small JSON documents, never uploads
+    header_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
+    body_timeout_s: float = 30.0  # from the end of the headers to the end of the body
+    idle_timeout_s: float = 60.0  # a kept-alive connection with no request
+    max_connections_per_address: int = 32  # open at once from one client address (a proxy counts as one)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,8 +206,12 @@ class GatewayConfig:
     path: str
     store_path: str = "var/smsgw.sqlite3"
     store_url: str | None = None
+    #: A group whose members may read the store and settlement files (0640); None: the owner only (0600).
+    file_group: str | None = None
     log_level: str = "info"
     mo_reassembly_timeout_s: float = 120.0
+    #: An MO with the carrier id and the content of one accepted this recently is a redelivery.
+    mo_dedupe_window_s: float = DEFAULT_MO_DEDUPE_WINDOW_S
     shutdown_timeout_s: float = 5.0
     embedded_simulators: bool = True
     control_host: str = "127.0.0.1"
@@ -351,8 +363,10 @@ def _build(
     gw = _Table(checker, ("gateway",), root.table("gateway", {}) or {})
     store_path = gw.string("store_path", "var/smsgw.sqlite3", min_len=1)
     store_url = _store_url(gw)
+    file_group = _file_group(gw)
     log_level = gw.choice("log_level", "info", LOG_LEVELS)
     mo_reassembly_timeout_s = gw.number("mo_reassembly_timeout_s", 120.0, hi=86400)
+    mo_dedupe_window_s = gw.number("mo_dedupe_window_s", DEFAULT_MO_DEDUPE_WINDOW_S, lo=60.0, hi=30 * 86400.0)
     shutdown_timeout_s = gw.number("shutdown_timeout_s", 5.0, hi=300)
     embedded = gw.boolean("embedded_simulators", True)
     gw.finish()
@@ -378,8 +392,10 @@ def _build(
         path=path,
         store_path=store_path,
         store_url=store_url,
+        file_group=file_group,
         log_level=log_level,
         mo_reassembly_timeout_s=mo_reassembly_timeout_s,
+        mo_dedupe_window_s=mo_dedupe_window_s,
         shutdown_timeout_s=shutdown_timeout_s,
         embedded_simulators=embedded,
         control_host=control_host,
@@ -420,6 +436,16 @@ def _store_url(gw: _Table) -> str | None:
                               "client certificate (?sslcert=...), so the config can be shared")
         return None
     return url
+def _file_group(t: _Table) -> str | None:
+    name = t.string("file_group", None, min_len=1)
+    if name is None:
+        return None
+    try:
+        group_id(name)
+    except KeyError:
+        t.error("file_group", f"no group named {_show(name)} on this machine")
+        return None
+    return name
 
 
 def _abuse(t: _Table) -> AbuseConfig:
@@ -764,11 +790,22 @@ def _admin(checker: _Checker, root: _Table) -> AdminConfig:
             host = None
     port = t.integer("port", 12790, 0, 65535)
     tokens = _admin_tokens(checker, t)
+    d = AdminConfig()
+    limits = {
+        "max_body_bytes": t.integer("max_body_bytes", d.max_body_bytes, 1024, 64 * 1024 * 1024),
+        "header_timeout_s": t.number("header_timeout_s", d.header_timeout_s, hi=300.0),
+        "body_timeout_s": t.number("body_timeout_s", d.body_timeout_s, hi=3600.0),
+        "idle_timeout_s": t.number("idle_timeout_s", d.idle_timeout_s, hi=3600.0),
+        "max_connections_per_address": t.integer("max_connections_per_address", d.max_connections_per_address,
+                                                 1, 10_000),
+    }
     t.finish()
     if enabled and tokens is not None and not tokens:
         t.error("tokens", "at least one [[admin.tokens]] is required when the admin API is enabled")
     return AdminConfig(
-        enabled=bool(enabled), host=host or "127.0.0.1", port=12790 if port is None else port, tokens=tokens or ()
+        enabled=bool(enabled), host=host or "127.0.0.1", port=12790 if port is None else port, tokens=tokens or (),
+        # A bad value is already reported; the default stands in so the rest can still be checked.
+        **{key: getattr(d, key) if value is None else value for key, value in limits.items()},
     )
 
 

@@ -112,7 +112,8 @@ class Gateway(MultiService):
     async def start(self) -> None:
         cfg = self.config
         self.store = await Store.open(
-            cfg.store_location, clock=self.clock.seconds,
+            cfg.store_location, clock=self.clock.seconds, mo_dedupe_window=cfg.mo_dedupe_window_s,
+            file_group=cfg.file_group,
             components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
         try:

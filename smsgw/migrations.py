@@ -2,8 +2,10 @@
 
 Each step is a tuple of single SQL statements (not a script): Python's `executescript` commits
 before it runs, and the whole upgrade must happen inside ONE transaction so that a crash halfway
-leaves the previous schema intact.  Steps are append-only: never edit a released step, add a new
-one that alters what the old one made.
+leaves the previous schema intact.  A statement may also be a Python function of the connection,
+run in the same transaction: that is how data is carried over into a new shape when the new shape
+needs a value SQL cannot compute the same way on both engines (the MO content hash).  Steps are
+append-only: never edit a released step, add a new one that alters what the old one made.
 
 The same steps build the schema on both engines.  They are written in SQLite's words; on
 PostgreSQL the store's dialect layer maps the column types (INTEGER PRIMARY KEY becomes an
@@ -14,11 +16,30 @@ INTEGER 0/1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Union
+
+from smsgw.redelivery import content_hash
+
+#: One statement of a step: SQL, or a function run on the connection inside the migration.
+Statement = Union[str, Callable[[Any], None]]
+
+
+def _fingerprint_stored_mos(conn: Any) -> None:
+    """Step 2's carry-over: every stored MO with a carrier id gets its redelivery fingerprint
+    (smsgw/redelivery.py computes it; the same in Python for either engine)."""
+    rows = conn.execute(
+        "SELECT carrier, carrier_msg_id, msisdn, short_code, text, channel, session_id, session_event, id,"
+        " received_at FROM inbound WHERE carrier_msg_id IS NOT NULL ORDER BY id"
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO mo_seen (carrier, carrier_msg_id, content_hash, inbound_id, received_at) VALUES (?, ?, ?, ?, ?)",
+        [(r[0], r[1], content_hash(r[2], r[3], r[4], r[5], r[6], r[7]), r[8], r[9]) for r in rows],
+    )
+
 
 # Version N is reached by applying MIGRATIONS[0..N-1] in order.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
     # 1: initial schema.
     (
         # Inbound (MO) messages; processed_at stays NULL until complete_mo, which is how a
@@ -138,6 +159,27 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX dlr_unmatched ON dlr (carrier, smsc_id) WHERE outbound_id IS NULL",
         "CREATE INDEX dlr_outbound ON dlr (outbound_id) WHERE outbound_id IS NOT NULL",
     ),
+    # 2: a redelivery is the same carrier MO id with the same content within a window
+    # (smsgw/redelivery.py), no longer any id seen before: carriers reuse ids.
+    (
+        # One row per (carrier, id, content) accepted within the window, pointing at its MO.  The
+        # primary key is what makes the decision safe when several gateways share the database:
+        # accept_mo claims the row with an upsert, so two copies cannot both be taken for new.
+        """CREATE TABLE mo_seen (
+            carrier        TEXT    NOT NULL,
+            carrier_msg_id TEXT    NOT NULL,
+            content_hash   TEXT    NOT NULL,
+            inbound_id     INTEGER NOT NULL,
+            received_at    REAL    NOT NULL,
+            PRIMARY KEY (carrier, carrier_msg_id, content_hash)
+        )""",
+        "CREATE INDEX mo_seen_received ON mo_seen (received_at)",
+        # MOs already stored stay recognised after the upgrade (ones older than the window are
+        # pruned by the store later); the old unique index made (carrier, id) unique, so each
+        # becomes one row.
+        _fingerprint_stored_mos,
+        "DROP INDEX inbound_dedupe",
+    ),
 )
 
 LATEST: Final[int] = len(MIGRATIONS)
@@ -162,6 +204,13 @@ def current_version(conn: Any) -> int:
 BEGIN_EXCLUSIVE: Final[tuple[str, ...]] = ("BEGIN IMMEDIATE",)
 
 
+def _run(conn: Any, statement: Statement) -> None:
+    if callable(statement):
+        statement(conn)
+    else:
+        conn.execute(statement)
+
+
 def _begin(conn: Any, begin: Sequence[str]) -> None:
     for statement in begin:
         conn.execute(statement)
@@ -184,7 +233,7 @@ def migrate(conn: Any, path: str = "", begin: Sequence[str] = BEGIN_EXCLUSIVE) -
             )
         for version in range(before + 1, LATEST + 1):
             for statement in MIGRATIONS[version - 1]:
-                conn.execute(statement)
+                _run(conn, statement)
         if before == 0:
             conn.execute("INSERT INTO schema_version (id, version) VALUES (1, ?)", (LATEST,))
         elif before != LATEST:
@@ -199,11 +248,11 @@ def migrate(conn: Any, path: str = "", begin: Sequence[str] = BEGIN_EXCLUSIVE) -
 
 #: A feature's own schema: (component name, its append-only steps). Features such as parking or
 #: transaction status bring their tables this way, so the core schema above never learns of them.
-Component = tuple[str, tuple[tuple[str, ...], ...]]
+Component = tuple[str, tuple[tuple[Statement, ...], ...]]
 
 
 def migrate_component(
-    conn: Any, name: str, steps: tuple[tuple[str, ...], ...], path: str = "", begin: Sequence[str] = BEGIN_EXCLUSIVE
+    conn: Any, name: str, steps: tuple[tuple[Statement, ...], ...], path: str = "", begin: Sequence[str] = BEGIN_EXCLUSIVE
 ) -> tuple[int, int]:
     """Bring one feature component to its latest step, in one transaction, like `migrate`."""
     latest = len(steps)
@@ -221,7 +270,7 @@ def migrate_component(
             )
         for version in range(before + 1, latest + 1):
             for statement in steps[version - 1]:
-                conn.execute(statement)
+                _run(conn, statement)
         conn.execute(
             "INSERT INTO component_version (name, version) VALUES (?, ?)"
             " ON CONFLICT (name) DO UPDATE SET version = excluded.version",

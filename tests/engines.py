@@ -76,3 +76,28 @@ def table_names(where: str | Path) -> set[str]:
     if where.startswith("postgresql://"):
         return {r[0] for r in query(where, "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
     return {r[0] for r in query(where, "SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
+def run_statements(where: str | Path, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+    """Run SQL written for SQLite (DDL included) in one transaction, on either engine."""
+    where = str(where)
+    if where.startswith("postgresql://"):
+        import psycopg
+
+        from smsgw.store.dialect import PgDialect
+
+        dialect = PgDialect()
+        with psycopg.connect(where) as conn:
+            for sql, params in statements:
+                conn.execute(dialect.translate(sql)[0], tuple(params))
+        return
+    import sqlite3
+
+    conn = sqlite3.connect(where, isolation_level=None)
+    try:
+        conn.execute("BEGIN")
+        for sql, params in statements:
+            conn.execute(sql, tuple(params))
+        conn.execute("COMMIT")
+    finally:
+        conn.close()

@@ -111,6 +111,8 @@ class Stack:
     gateway: Gateway
     features: Sequence[Feature]
     service_clock: IReactorTime | None
+    specs: Sequence[SimulatorSpec] = ()
+    faults: Mapping[str, FaultPlan] | None = None
 
     def smsc(self, carrier: str) -> Any:
         return self.sims.smsc(carrier)
@@ -147,6 +149,18 @@ class Stack:
     async def restart_gateway(self) -> None:
         """A clean stop and a new gateway on the same store (what a deploy does)."""
         await self.gateway.stop()
+        self.gateway = _gateway(self.config, self.sims, self.features, self.service_clock)
+        await self.gateway.start()
+        await self.wait_bound()
+
+    async def restart_all(self) -> None:
+        """Stop the gateway and the simulators, start both again on the same store: the
+        simulators are new processes as far as the gateway can tell (fresh id counters; a
+        FaultPlan with ids_from_base makes them repeat the ids of their previous run)."""
+        await self.gateway.stop()
+        await wait(self.sims.stop())
+        faults = {name: FaultPlan(**plan.as_dict()) for name, plan in (self.faults or {}).items()}
+        self.sims = await wait(start_simulators(self.specs, "127.0.0.1", 0, reactor=reactor, faults=faults))
         self.gateway = _gateway(self.config, self.sims, self.features, self.service_clock)
         await self.gateway.start()
         await self.wait_bound()
@@ -204,7 +218,7 @@ async def start_stack(
     except BaseException:
         await wait(sims.stop())
         raise
-    stack = Stack(config, sims, gateway, chosen, service_clock)
+    stack = Stack(config, sims, gateway, chosen, service_clock, specs, faults)
     if bind:
         await stack.wait_bound()
     return stack

@@ -139,13 +139,25 @@ class TransactionsConfig:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def local_time(self, epoch: float) -> str:
-        """`2026-03-12 10:30` in the municipality's time zone: the same digits in both languages."""
-        return datetime.fromtimestamp(epoch, UTC).astimezone(self.zone()).strftime("%Y-%m-%d %H:%M")
+    def local_time(self, epoch: float | None) -> str | None:
+        """`2026-03-12 10:30` in the municipality's time zone: the same digits in both languages;
+        None for a time that cannot be shown (see `_local`)."""
+        moment = self._local(epoch)
+        return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else None
 
-    def iso_time(self, epoch: float) -> str:
-        """ISO 8601 with the local offset, for the API: `2026-03-12T10:30:00+04:00`."""
-        return datetime.fromtimestamp(epoch, UTC).astimezone(self.zone()).isoformat(timespec="seconds")
+    def iso_time(self, epoch: float | None) -> str | None:
+        """ISO 8601 with the local offset, for the API: `2026-03-12T10:30:00+04:00`; None for a
+        time that cannot be shown."""
+        moment = self._local(epoch)
+        return moment.isoformat(timespec="seconds") if moment is not None else None
+
+    def _local(self, epoch: float | None) -> datetime | None:
+        # Rows written before dates were range-checked may hold a time outside what a datetime
+        # can show (0001-01-01 in a zone east of UTC): one such row must not break a reply.
+        try:
+            return datetime.fromtimestamp(epoch, UTC).astimezone(self.zone())  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError, OSError):
+            return None
 
     def service_name(self, key: str, lang: Lang) -> str:
         wording = self.service_types.get(key)

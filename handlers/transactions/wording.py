@@ -29,6 +29,8 @@ __all__ = [
 _KEYWORD = {"STATUS": ("STATUS", "حالة"), "START": ("START", "تشغيل"), "STOP": ("STOP", "إيقاف")}
 
 _UPDATED = {Lang.EN: "{ref} {service}: {status}. Updated {updated}.", Lang.AR: "{ref} {service}: {status}. آخر تحديث {updated}."}
+# A stored time that cannot be shown (written before dates were checked): the status still is.
+_STATUS_ONLY = {Lang.EN: "{ref} {service}: {status}.", Lang.AR: "{ref} {service}: {status}."}
 _NOTE = {Lang.EN: " Note: {note}", Lang.AR: " ملاحظة: {note}"}
 _NOT_FOUND = {
     Lang.EN: "No request {ref} is registered to this number. Check the number or call {call_centre}.",
@@ -68,11 +70,12 @@ def _kw(canonical: str, lang: Lang) -> str:
 
 def status_reply(txn: Transaction, lang: Lang, config: TransactionsConfig) -> str:
     """Service, status, last update and note; a long note is shortened to fit the part budget."""
-    head = _UPDATED[lang].format(
+    updated = config.local_time(txn.updated_at)
+    head = (_UPDATED if updated is not None else _STATUS_ONLY)[lang].format(
         ref=txn.ref,
         service=config.service_name(txn.service, lang),
         status=config.status_name(txn.status, lang),
-        updated=config.local_time(txn.updated_at),
+        updated=updated,
     )
     note = txn.note(lang)
     if not note:
@@ -151,7 +154,7 @@ def notice(txn: Transaction, lang: Lang, config: TransactionsConfig) -> str:
         "ref": txn.ref,
         "service": config.service_name(txn.service, lang),
         "status": config.status_name(txn.status, lang),
-        "updated": config.local_time(txn.updated_at),
+        "updated": config.local_time(txn.updated_at) or "",
         "code": config.short_code,
     }
     template = config.notifications.text(lang)

@@ -16,7 +16,8 @@ INSERT ... ON CONFLICT ... DO UPDATE/NOTHING; no PRAGMA or rowid outside the SQL
 Column types in migrations are SQLite's, mapped for PostgreSQL by dialect.py.
 
 Retention is not handled yet: inbound, outbound, mt_part and dlr rows (and unmatched receipts)
-are kept for ever; mo_part_done rows are pruned after `part_dedupe_window`.
+are kept for ever; mo_part_done rows are pruned after `part_dedupe_window`, mo_seen rows (the
+redelivery fingerprints) after `mo_dedupe_window`.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ their parts, marked processed together with their replies.
   and not processed twice.
 * `complete_mo` marks the MO processed and inserts its replies in ONE transaction: a crash either
   loses neither or redoes both, and a second run of it for the same MO inserts nothing.
+* A redelivery is the same carrier MO id with the same content within `mo_dedupe_window`
+  (smsgw/redelivery.py); the decision is one upsert on mo_seen's key, so with several nodes on one
+  database the second copy waits on the key and then finds it claimed.
 * Parts of a long MO are stored as they arrive (never lost) and turned into one Inbound when the
   last one comes, or by the reassembly sweep at the timeout; a part redelivered after its group
   was assembled is recognised for `part_dedupe_window` seconds.
@@ -19,12 +22,14 @@ from typing import Any
 
 from smsgw.log import get_logger
 from smsgw.message import Channel, Inbound, SessionEvent
+from smsgw.redelivery import content_hash
 from smsgw.store.outbound import OutboundArea
 from smsgw.store.types import Connection, NewMo, NewMoPart, NewMt, Outbound, PartKey
 
 log = get_logger(__name__)
 
 INBOUND_COLS = "id, carrier, msisdn, short_code, text, received_at, channel, session_event, session_id"
+_MO_SEEN_PRUNE_EVERY_S = 60.0
 _PART_KEY_WHERE = "carrier = ? AND msisdn = ? AND short_code = ? AND ref = ? AND total = ?"
 
 
@@ -45,25 +50,38 @@ def inbound_from_row(row: Sequence[Any]) -> Inbound:
 class InboundArea(OutboundArea):
     """The MO half of the store (a mixin of Store; replies go through OutboundArea)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # When mo_seen was last pruned (connection thread only); 0: at the first MO.
+        self._mo_seen_pruned_at = 0.0
+
     async def accept_mo(self, mo: NewMo) -> tuple[Inbound | None, bool]:
         """Store an MO; returns (stored Inbound, duplicate?) once COMMITTED.
 
-        duplicate=True when (carrier, carrier_msg_id) was accepted before (a None id never counts);
-        then the Inbound is the earlier row.
+        duplicate=True when the MO is a redelivery (smsgw/redelivery.py): the same carrier MO id
+        with the same content was accepted within `mo_dedupe_window`; then the Inbound is the
+        earlier row.  A None id never counts.
         """
         # Validate here so a bad value fails its caller at once, not inside a shared batch.
         channel, event = Channel(mo.channel), SessionEvent(mo.session_event)
-        return await self._write(functools.partial(self._op_accept_mo, mo=mo, channel=channel, event=event))
+        fingerprint = None
+        if mo.carrier_msg_id is not None:
+            fingerprint = content_hash(mo.msisdn, mo.short_code, mo.text, channel.value, mo.session_id, event.value)
+        return await self._write(
+            functools.partial(self._op_accept_mo, mo=mo, channel=channel, event=event, fingerprint=fingerprint)
+        )
 
-    @staticmethod
     def _op_accept_mo(
-        conn: Connection, mo: NewMo, channel: Channel, event: SessionEvent
+        self, conn: Connection, mo: NewMo, channel: Channel, event: SessionEvent, fingerprint: str | None
     ) -> tuple[Inbound | None, bool]:
-        # Insert first and look the earlier row up only on conflict: one statement per new MO.
+        # Insert the MO, then claim its (carrier, id, content) with an upsert that takes over a
+        # claim only once it is older than the window.  No claim means a redelivery: the MO just
+        # inserted is taken out again (same transaction, never seen by anyone).  The upsert is the
+        # whole decision, in SQL PostgreSQL runs as well: with several gateways on one database,
+        # the second copy waits on the key and then finds it claimed.
         cur = conn.execute(
             "INSERT INTO inbound (carrier, carrier_msg_id, msisdn, short_code, text, data_coding,"
-            " channel, session_id, session_event, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (carrier, carrier_msg_id) WHERE carrier_msg_id IS NOT NULL DO NOTHING",
+            " channel, session_id, session_event, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 mo.carrier,
                 mo.carrier_msg_id,
@@ -77,14 +95,28 @@ class InboundArea(OutboundArea):
                 mo.received_at,
             ),
         )
-        if cur.rowcount == 0:
-            row = conn.execute(
-                f"SELECT {INBOUND_COLS} FROM inbound WHERE carrier = ? AND carrier_msg_id = ?",
-                (mo.carrier, mo.carrier_msg_id),
-            ).fetchone()
-            return inbound_from_row(row), True
+        inbound_id: int = cur.lastrowid  # type: ignore[assignment]
+        if fingerprint is not None:
+            self._prune_mo_seen(conn, mo.received_at)
+            claimed = conn.execute(
+                "INSERT INTO mo_seen (carrier, carrier_msg_id, content_hash, inbound_id, received_at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (carrier, carrier_msg_id, content_hash) DO UPDATE"
+                " SET inbound_id = excluded.inbound_id, received_at = excluded.received_at"
+                " WHERE mo_seen.received_at < ?",
+                (mo.carrier, mo.carrier_msg_id, fingerprint, inbound_id, mo.received_at,
+                 mo.received_at - self._mo_dedupe_window),
+            ).rowcount
+            if claimed == 0:
+                conn.execute("DELETE FROM inbound WHERE id = ?", (inbound_id,))
+                row = conn.execute(
+                    f"SELECT {INBOUND_COLS} FROM inbound WHERE id = (SELECT inbound_id FROM mo_seen"
+                    " WHERE carrier = ? AND carrier_msg_id = ? AND content_hash = ?)",
+                    (mo.carrier, mo.carrier_msg_id, fingerprint),
+                ).fetchone()
+                return (inbound_from_row(row) if row is not None else None), True
         inbound = Inbound(
-            id=cur.lastrowid,  # type: ignore[arg-type]
+            id=inbound_id,
             carrier=mo.carrier,
             msisdn=mo.msisdn,
             short_code=mo.short_code,
@@ -95,6 +127,13 @@ class InboundArea(OutboundArea):
             session_id=mo.session_id,
         )
         return inbound, False
+
+    def _prune_mo_seen(self, conn: Connection, now: float) -> None:
+        """Forget claims older than the window, at most once a minute (the table stays window-sized)."""
+        if now - self._mo_seen_pruned_at < _MO_SEEN_PRUNE_EVERY_S:
+            return
+        conn.execute("DELETE FROM mo_seen WHERE received_at < ?", (now - self._mo_dedupe_window,))
+        self._mo_seen_pruned_at = now
 
     async def accept_mo_part(
         self, part: NewMoPart, assemble: Callable[[dict[int, bytes], int], str | None]

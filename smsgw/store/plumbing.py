@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from smsgw import migrations
 from smsgw.log import get_logger
+from smsgw.redelivery import DEFAULT_WINDOW_S as DEFAULT_MO_DEDUPE_WINDOW_S
 from smsgw.store.engine import Engine
 from smsgw.store.types import Connection, StoreClosed, StoreUnavailable
 
@@ -51,12 +52,14 @@ class Plumbing:
         clock: Callable[[], float],
         max_batch: int,
         part_dedupe_window: float,
+        mo_dedupe_window: float = DEFAULT_MO_DEDUPE_WINDOW_S,
     ) -> None:
         self.engine = engine
         self._path = path
         self._clock = clock
         self._max_batch = max_batch
         self._part_dedupe_window = part_dedupe_window
+        self._mo_dedupe_window = mo_dedupe_window
         self._pending: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Future[None] | None = None
         self._closed = False
@@ -77,7 +80,9 @@ class Plumbing:
         busy_timeout: float = 5.0,
         max_batch: int = 2000,
         part_dedupe_window: float = 3600.0,
+        mo_dedupe_window: float = DEFAULT_MO_DEDUPE_WINDOW_S,
         components: Sequence[migrations.Component] = (),
+        file_group: str | None = None,
         node: str = "smsgw",
     ) -> Any:
         """Open (SQLite: creating directories and file as needed) and migrate the schema.
@@ -88,6 +93,11 @@ class Plumbing:
         `max_batch`: most writes per transaction, bounding how long one commit keeps callers waiting.
         `part_dedupe_window`: seconds during which a part identical to one of an already assembled
         long MO is treated as a redelivery and dropped.
+        `mo_dedupe_window`: seconds during which an MO with the carrier id and the content of one
+        already accepted is treated as a redelivery and dropped (smsgw/redelivery.py).
+        `file_group`: SQLite: the group that may read the files (0640); without one they are 0600
+        (smsgw/files.py: a new store is created so, an existing one open to others is warned about).
+        PostgreSQL's files are the server's to protect.
         `node`: this process's name in the database's view (PostgreSQL's application_name).
         Raises `SchemaTooNew` if the database was written by a newer gateway.
         """
@@ -99,9 +109,9 @@ class Plumbing:
         else:
             from smsgw.store.sqlite import SqliteEngine
 
-            engine = await SqliteEngine.open(path, busy_timeout=busy_timeout)
+            engine = await SqliteEngine.open(path, busy_timeout=busy_timeout, file_group=file_group)
         try:
-            store = cls(engine, path, clock, max_batch, part_dedupe_window)
+            store = cls(engine, path, clock, max_batch, part_dedupe_window, mo_dedupe_window)
             before, after = await engine.migrate(components, path)
             await store._opened()
         except BaseException:

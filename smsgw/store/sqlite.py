@@ -17,12 +17,11 @@ import math
 import os
 import sqlite3
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
-from smsgw import migrations
+from smsgw import files, migrations
 from smsgw.migrations import Component
 from smsgw.store.engine import Engine, Op, Outcome
 
@@ -37,18 +36,18 @@ class SqliteEngine(Engine):
     name = "sqlite"
     BEGIN_WRITE = "BEGIN IMMEDIATE"
 
-    def __init__(self, db: aiosqlite.Connection, path: str) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: str, file_group: str | None = None) -> None:
         self._db = db
         self.path = path
+        self.file_group = file_group
 
     @classmethod
-    async def open(cls, path: str, busy_timeout: float = 5.0) -> "SqliteEngine":
-        if path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    async def open(cls, path: str, busy_timeout: float = 5.0, file_group: str | None = None) -> "SqliteEngine":
+        files.prepare_store(path, file_group)
         # isolation_level=None: the sqlite3 module must not open transactions behind our back;
         # the batch runner issues BEGIN/COMMIT itself.
         db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout, cached_statements=256)
-        engine = cls(db, path)
+        engine = cls(db, path, file_group)
         try:
             await engine.call(_setup, path, busy_timeout)
         except BaseException:
@@ -85,6 +84,7 @@ class SqliteEngine(Engine):
         versions = await self.call(migrations.migrate, location)
         for name, steps in components:
             await self.call(migrations.migrate_component, name, steps, location)
+        files.secure_store_companions(self.path, self.file_group)  # -wal and -shm exist by now
         return versions
 
     async def close(self) -> None:
