@@ -9,14 +9,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from twisted.internet import reactor
 
 from carriers.faults import FaultPlan
 from carriers.main import SimulatorSpec, start_simulators
-from tests.stack import ROOT, eventually, log_events, on_loop, spawn_gateway, wait, write_process_config
-import pytest
-
 from tests import engines
+from tests.stack import ROOT, eventually, log_events, on_loop, spawn_gateway, wait, write_process_config
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

@@ -12,9 +12,8 @@ from handlers.help import HelpHandler
 from smsgw.config import RouteConfig
 from smsgw.feature import Feature
 from smsgw.message import Inbound, Lang, Request
-from tests.stack import CARRIERS, eventually, on_loop, start_stack, wait
-
 from tests import engines
+from tests.stack import CARRIERS, eventually, on_loop, start_stack, wait
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

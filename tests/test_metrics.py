@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.stack import eventually, on_loop, start_stack
 import pytest
+
+from tests.stack import eventually, on_loop, start_stack
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

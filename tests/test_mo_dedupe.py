@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from twisted.internet import task
 
 from carriers.faults import FaultPlan
@@ -17,8 +18,6 @@ from carriers.profiles import OMANTEL
 from carriers.smsc import Smsc
 from tests.sim_helpers import PASSWORD, SYSTEM_ID
 from tests.stack import CARRIERS, eventually, on_loop, start_stack
-import pytest
-from tests import engines
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

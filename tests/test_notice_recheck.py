@@ -10,15 +10,15 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from twisted.internet.task import Clock
 
 from handlers.transactions import FEATURE
 from handlers.transactions.importer import main as import_main
+from tests import engines
 from tests.http_helpers import http
 from tests.stack import ROOT, Stack, eventually, start_stack, wait
 from tests.txn_helpers import on_loop
-import pytest
-from tests import engines
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

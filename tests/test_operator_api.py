@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
+
 from tests.http_helpers import http
 from tests.stack import Stack, eventually, on_loop, start_stack, write_process_config
-import pytest
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

@@ -16,10 +16,9 @@ import pytest
 
 from smsgw.admin import client
 from smsgw.cli import build_parser
+from tests import engines
 from tests.http_helpers import http
 from tests.stack import SHIPPED_CONFIG, Stack, on_loop, start_stack
-
-from tests import engines
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

@@ -9,6 +9,8 @@ import dataclasses
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from handlers.parking.reminders import ReminderScheduler
 from handlers.parking.service import Requester, Status
 from handlers.parking.settlement import main as settlement_main
@@ -29,7 +31,6 @@ from tests.parking_support import (
     open_harness,
 )
 from tests.stack import eventually, wait
-import pytest
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

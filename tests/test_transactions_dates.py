@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from tests import engines
 from tests.http_helpers import http
 from tests.stack import Stack, start_stack
 from tests.txn_helpers import on_loop
-from tests import engines
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 

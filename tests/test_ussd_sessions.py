@@ -23,11 +23,11 @@ from smsgw.message import Channel, Inbound, SessionEvent
 from smsgw.smpp import constants as c
 from smsgw.smpp.pdu import Pdu
 from smsgw.store import Outbound, Store
-from tests import engines
 from smsgw.ussd import sessions
 from smsgw.ussd.channel import UssdChannel
 from smsgw.ussd.sessions import SCHEMA as SESSIONS
 from smsgw.ussd.sessions import SessionKey
+from tests import engines
 from tests.stack import SHIPPED_CONFIG, eventually, on_loop
 
 pytestmark = pytest.mark.usefixtures("store_engine")

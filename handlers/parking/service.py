@@ -3,7 +3,8 @@
 Every state change is ONE `store.write` op: the store runs ops one after another on its thread,
 inside a group-committed transaction, so "is this plate parked? then extend, else insert" cannot
 interleave with another booking of the same plate.  Ops are plain functions of the database
-and their arguments (the store may run a batch twice, see smsgw/store.py `_run_batch`).
+and their arguments (the store may run a batch twice, see smsgw/store/engine.py `attempt_batch`;
+on PostgreSQL also after another node's transaction conflicted with it, smsgw/store/postgres.py).
 
 Idempotency: a request carrying an id (the inbound message id) stores its outcome under that id
 in the same transaction as its effect.  The same id again — an MO processed a second time after
@@ -21,7 +22,6 @@ import dataclasses
 import enum
 import functools
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from smsgw.message import Lang, Reply
 
 if TYPE_CHECKING:
     from smsgw.feature import ServiceContext
-    from smsgw.store import NewMt, Outbound
+    from smsgw.store import Connection, NewMt, Outbound
 
 __all__ = ["CheckResult", "Outcome", "ParkingService", "Requester", "SessionView", "Status"]
 
@@ -319,7 +319,7 @@ class ParkingService:
         return None
 
     @staticmethod
-    def _prior(conn: sqlite3.Connection, who: Requester) -> Outcome | None:
+    def _prior(conn: Connection, who: Requester) -> Outcome | None:
         if who.request_id is None:
             return None
         row = conn.execute(
@@ -328,7 +328,7 @@ class ParkingService:
         return Outcome.from_json(row[0]) if row else None
 
     @staticmethod
-    def _remember(conn: sqlite3.Connection, who: Requester, operation: str, outcome: Outcome, now: float) -> Outcome:
+    def _remember(conn: Connection, who: Requester, operation: str, outcome: Outcome, now: float) -> Outcome:
         if who.request_id is not None:
             conn.execute(
                 "INSERT INTO parking_request (request_id, operation, outcome, at) VALUES (?, ?, ?, ?)",
@@ -341,7 +341,7 @@ class ParkingService:
         return local.date().isoformat(), local.isoformat(timespec="seconds")
 
     def _charge(
-        self, conn: sqlite3.Connection, session_id: int, who: Requester, amount: int, minutes: int, now: float
+        self, conn: Connection, session_id: int, who: Requester, amount: int, minutes: int, now: float
     ) -> None:
         if amount <= 0:
             return
@@ -352,12 +352,12 @@ class ParkingService:
         )
 
     @staticmethod
-    def _load(conn: sqlite3.Connection, session_id: int) -> SessionView:
+    def _load(conn: Connection, session_id: int) -> SessionView:
         row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE id = ?", (session_id,)).fetchone()
         return _view(row)
 
     def _op_book(
-        self, conn: sqlite3.Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
+        self, conn: Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
     ) -> Outcome:
         prior = self._prior(conn, who)
         if prior is not None:
@@ -390,7 +390,7 @@ class ParkingService:
         return _Priced(zone, None, q, self._reminder_at(q.end))
 
     def _new_session(
-        self, conn: sqlite3.Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
+        self, conn: Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
     ) -> Outcome:
         if priced.refusal is not None:
             return priced.refusal
@@ -426,7 +426,7 @@ class ParkingService:
         )
 
     def _extend_session(
-        self, conn: sqlite3.Connection, session_id: int, who: Requester, minutes: int, now: float
+        self, conn: Connection, session_id: int, who: Requester, minutes: int, now: float
     ) -> Outcome:
         start, end, charged, zone, baisa, unit = conn.execute(
             "SELECT start_at, end_at, charged_baisa, zone, tariff_baisa, unit_minutes"
@@ -455,7 +455,7 @@ class ParkingService:
         )
 
     def _pick(
-        self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float, after_reminder: bool = False
+        self, conn: Connection, who: Requester, plate: str | None, now: float, after_reminder: bool = False
     ) -> SessionView | Outcome:
         """The one active stay the sender means, or the NOT_FOUND / WHICH outcome."""
         mine = self._op_visible(conn, who.msisdn, now, plate)
@@ -469,7 +469,7 @@ class ParkingService:
         return mine[0]
 
     def _op_extend_mine(
-        self, conn: sqlite3.Connection, who: Requester, minutes: int, after_reminder: bool, now: float
+        self, conn: Connection, who: Requester, minutes: int, after_reminder: bool, now: float
     ) -> Outcome:
         prior = self._prior(conn, who)
         if prior is not None:
@@ -478,7 +478,7 @@ class ParkingService:
         outcome = picked if isinstance(picked, Outcome) else self._extend_session(conn, picked.id, who, minutes, now)
         return self._remember(conn, who, "extend", outcome, now)
 
-    def _op_cancel(self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float) -> Outcome:
+    def _op_cancel(self, conn: Connection, who: Requester, plate: str | None, now: float) -> Outcome:
         prior = self._prior(conn, who)
         if prior is not None:
             return prior
@@ -501,7 +501,7 @@ class ParkingService:
         outcome = Outcome(Status.CANCELLED, session=self._load(conn, picked.id), amount_baisa=credit)
         return self._remember(conn, who, "cancel", outcome, now)
 
-    def _give_back(self, conn: sqlite3.Connection, session_id: int, credit: int, who: Requester, now: float) -> None:
+    def _give_back(self, conn: Connection, session_id: int, credit: int, who: Requester, now: float) -> None:
         """Credit the charges that bought the unused time: the newest first, each to its payer."""
         remaining = credit
         charges = conn.execute(
@@ -524,7 +524,7 @@ class ParkingService:
             remaining -= give
 
     @staticmethod
-    def _op_visible(conn: sqlite3.Connection, msisdn: str, now: float, plate: str | None) -> list[SessionView]:
+    def _op_visible(conn: Connection, msisdn: str, now: float, plate: str | None) -> list[SessionView]:
         sql, args = _VISIBLE, [msisdn, now, msisdn, now]
         if plate is not None:
             sql += " AND s.plate = ?"
@@ -532,7 +532,7 @@ class ParkingService:
         return [_view(r) for r in conn.execute(sql + " ORDER BY s.end_at, s.id", args)]
 
     @staticmethod
-    def _op_covering(conn: sqlite3.Connection, plate: str, now: float) -> SessionView | None:
+    def _op_covering(conn: Connection, plate: str, now: float) -> SessionView | None:
         row = conn.execute(
             f"SELECT {_SESSION_COLS} FROM parking_session WHERE plate = ? AND state = 'active'"
             " AND start_at <= ? AND end_at > ? ORDER BY end_at DESC LIMIT 1",
@@ -541,12 +541,12 @@ class ParkingService:
         return _view(row) if row else None
 
     @staticmethod
-    def _op_by_ticket(conn: sqlite3.Connection, ticket: str) -> SessionView | None:
+    def _op_by_ticket(conn: Connection, ticket: str) -> SessionView | None:
         row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE ticket = ?", (ticket,)).fetchone()
         return _view(row) if row else None
 
     @staticmethod
-    def _op_ledger(conn: sqlite3.Connection, session_id: int | None) -> list[dict[str, Any]]:
+    def _op_ledger(conn: Connection, session_id: int | None) -> list[dict[str, Any]]:
         sql = ("SELECT id, session_id, kind, amount_baisa, minutes, carrier, msisdn, charge_id, request_id, at,"
                " local_date, local_time FROM parking_ledger")
         args: tuple[Any, ...] = ()
@@ -558,7 +558,7 @@ class ParkingService:
         return [dict(zip(names, row)) for row in cur]
 
     @staticmethod
-    def _op_reminders_due(conn: sqlite3.Connection, now: float) -> list[SessionView]:
+    def _op_reminders_due(conn: Connection, now: float) -> list[SessionView]:
         rows = conn.execute(
             f"SELECT {_SESSION_COLS} FROM parking_session WHERE reminder_sent_at IS NULL"
             " AND reminder_at IS NOT NULL AND reminder_at <= ? AND state = 'active' AND end_at > ?"
@@ -568,7 +568,7 @@ class ParkingService:
         return [_view(r) for r in rows]
 
     def _op_mark_reminded(
-        self, conn: sqlite3.Connection, drafts: tuple[tuple[SessionView, NewMt], ...], now: float
+        self, conn: Connection, drafts: tuple[tuple[SessionView, NewMt], ...], now: float
     ) -> list[Outbound]:
         stored: list[Outbound] = []
         for session, mt in drafts:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from handlers.parking.schema import COMPONENT
 from smsgw import csvfile
 from smsgw.files import open_private
 from smsgw.log import get_logger
-from smsgw.store import Store
+from smsgw.store import Connection, Store
 
 __all__ = ["COLUMNS", "SettlementRow", "main", "settlement_rows", "write_settlement"]
 
@@ -60,7 +59,7 @@ class SettlementRow:
         ]
 
 
-def _op_rows(conn: sqlite3.Connection, day: str, carrier: str | None) -> list[SettlementRow]:
+def _op_rows(conn: Connection, day: str, carrier: str | None) -> list[SettlementRow]:
     sql = (
         "SELECT l.id, l.local_time, l.carrier, s.ticket, s.plate, s.zone, l.msisdn, l.kind, l.minutes,"
         " l.charge_id, l.amount_baisa FROM parking_ledger AS l JOIN parking_session AS s ON s.id = l.session_id"

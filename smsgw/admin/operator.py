@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import sqlite3
 from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -57,6 +56,7 @@ from smsgw.message import Reply
 from smsgw.msisdn import parse_user_msisdn
 
 if TYPE_CHECKING:
+    from smsgw.store import Connection
     from smsgw.gateway import Gateway
 
 __all__ = ["OperatorApi", "ThroughputSampler"]
@@ -518,7 +518,7 @@ def _stats(sender: Any) -> dict[str, int]:
             "failed": s.failed, "expired": s.expired}
 
 
-def _receipts(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def _receipts(conn: Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     marks = ",".join("?" * len(ids))
     result: dict[int, list[dict[str, Any]]] = {}
     for row in conn.execute(
@@ -532,7 +532,7 @@ def _receipts(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[s
     return result
 
 
-def _per_minute(conn: sqlite3.Connection, now: float, minutes: int) -> list[dict[str, Any]]:
+def _per_minute(conn: Connection, now: float, minutes: int) -> list[dict[str, Any]]:
     """MOs received and MTs created per minute, the last `minutes` whole minutes and this one."""
     first = int(now // 60) - minutes
     rows: dict[int, dict[str, Any]] = {

@@ -15,7 +15,6 @@ Nothing here imports Twisted: the gateway loads the overrides before its admin A
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from smsgw.config import RouteConfig
 from smsgw.log import get_logger
 from smsgw.migrations import Component
 from smsgw.router import DEFAULT_KEYWORD
-from smsgw.store import Store, StoreUnavailable
+from smsgw.store import Connection, Store, StoreUnavailable
 from smsgw.textnorm import tokens
 
 __all__ = [
@@ -172,7 +171,7 @@ class RouteOverrides:
         override = self._by_key[key]
         route = json.dumps(route_to_json(override.route), ensure_ascii=False) if override.route else None
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: Connection) -> None:
             conn.execute(
                 "INSERT INTO route_override (keyword_key, codes_key, action, route, seq, changed_at, changed_by)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -209,7 +208,7 @@ async def record_audit(
     `required` the failure is raised (StoreUnavailable): for a read that may only be answered
     once it is on record."""
 
-    def op(conn: sqlite3.Connection) -> None:
+    def op(conn: Connection) -> None:
         conn.execute(
             "INSERT INTO audit_log (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)",
             (at, actor, action, target, outcome, json.dumps(detail, ensure_ascii=False, default=str)),
@@ -226,7 +225,7 @@ async def record_audit(
 async def list_audit(store: Store, since: float | None = None, limit: int = 100) -> list[AuditEntry]:
     """Newest first."""
 
-    def fn(conn: sqlite3.Connection) -> list[Any]:
+    def fn(conn: Connection) -> list[Any]:
         if since is None:
             return conn.execute(
                 "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY id DESC LIMIT ?",

@@ -11,14 +11,13 @@ The functions named op_* run on the store's thread inside `Store.write` / `Store
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from smsgw.migrations import Component
-    from smsgw.store import NewMt, Outbound, Store
+    from smsgw.store import Connection, NewMt, Outbound, Store
 
 OPEN: Final = "open"
 ENDED: Final = "ended"  # the app showed its final screen
@@ -98,7 +97,7 @@ def _session(row: Sequence[Any]) -> Session:
     return Session(SessionKey(row[0], row[1], row[2]), *row[3:])
 
 
-def op_load(conn: sqlite3.Connection, key: SessionKey) -> Session | None:
+def op_load(conn: Connection, key: SessionKey) -> Session | None:
     row = conn.execute(
         f"SELECT {_COLS} FROM ussd_session WHERE carrier = ? AND msisdn = ? AND session_ref = ?",
         (key.carrier, key.msisdn, key.session_ref),
@@ -106,7 +105,7 @@ def op_load(conn: sqlite3.Connection, key: SessionKey) -> Session | None:
     return None if row is None else _session(row)
 
 
-def op_expired(conn: sqlite3.Connection, now: float, limit: int) -> list[Session]:
+def op_expired(conn: Connection, now: float, limit: int) -> list[Session]:
     rows = conn.execute(
         f"SELECT {_COLS} FROM ussd_session WHERE state = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
         (now, limit),
@@ -114,11 +113,11 @@ def op_expired(conn: sqlite3.Connection, now: float, limit: int) -> list[Session
     return [_session(r) for r in rows]
 
 
-def op_count_open(conn: sqlite3.Connection) -> int:
+def op_count_open(conn: Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM ussd_session WHERE state = 'open'").fetchone()[0]
 
 
-def _upsert(conn: sqlite3.Connection, session: Session) -> None:
+def _upsert(conn: Connection, session: Session) -> None:
     key = session.key
     conn.execute(
         f"INSERT INTO ussd_session ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -135,7 +134,7 @@ def _upsert(conn: sqlite3.Connection, session: Session) -> None:
 
 
 def op_save_turn(
-    conn: sqlite3.Connection, store: Store, session: Session, screen: NewMt | None
+    conn: Connection, store: Store, session: Session, screen: NewMt | None
 ) -> Outbound | None:
     """Store the session as it is after a turn, and the screen that turn shows, together."""
     _upsert(conn, session)
