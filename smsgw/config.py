@@ -133,6 +133,9 @@ class CarrierConfig:
     ussd_abort_tlv: int | None = None  # the vendor TLV whose presence means "hung up"
     ussd_timeout_s: float = 180.0  # a dialogue idle this long is released, the network told
     ussd_tps: float = 100.0  # USSD screens per second we send, at most (the USSD gateway's own budget)
+    # Binds the carrier allows this account at once: with several nodes (store_url), each holds at
+    # most one, leased through the database, and sends at tps / max_binds (smsgw/cluster.py).
+    max_binds: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -195,6 +198,18 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """`[cluster]`: leases of nodes on one PostgreSQL store (smsgw/cluster.py); unused on SQLite.
+
+    A dead node's binds are taken over within lease_s + heartbeat_s (plus the bind); a node that
+    cannot renew its lease cuts its binds fence_margin_s before the lease could pass."""
+
+    lease_s: float = 6.0
+    heartbeat_s: float = 1.5
+    fence_margin_s: float = 1.5
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
     """The whole validated configuration.
 
@@ -221,6 +236,9 @@ class GatewayConfig:
     routes: tuple[RouteConfig, ...] = ()
     abuse: AbuseConfig = field(default_factory=AbuseConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig())
+    #: This node's name among several on one PostgreSQL (`smsgw run --node`); None: derived.
+    node: str | None = None
 
     @property
     def store_location(self) -> str:
@@ -382,6 +400,7 @@ def _build(
     simulators = _simulators(checker, root, known_profiles)
     routes = _routes(checker, root)
     admin = _admin(checker, root)
+    cluster = _cluster(_Table(checker, ("cluster",), root.table("cluster", {}) or {}))
     root.finish()
 
     _check_carriers_and_simulators(checker, carriers, simulators, embedded, control_port)
@@ -405,6 +424,7 @@ def _build(
         routes=tuple(routes),
         abuse=abuse,
         admin=admin,
+        cluster=cluster,
     )
 
 
@@ -446,6 +466,24 @@ def _file_group(t: _Table) -> str | None:
         t.error("file_group", f"no group named {_show(name)} on this machine")
         return None
     return name
+
+
+def _cluster(t: _Table) -> ClusterConfig:
+    d = ClusterConfig()
+    lease = t.number("lease_s", d.lease_s, lo=1.0, hi=600.0)
+    heartbeat = t.number("heartbeat_s", d.heartbeat_s, lo=0.05, hi=300.0)
+    margin = t.number("fence_margin_s", d.fence_margin_s, lo=0.0, hi=300.0)
+    t.finish()
+    if lease is not None and heartbeat is not None and margin is not None and heartbeat * 2 > lease - margin:
+        # Two heartbeats must fit before the fence, or one slow round trip cuts every bind.
+        key = "heartbeat_s" if "heartbeat_s" in t.data else "lease_s"
+        t.error(key, f"heartbeat_s ({_fmt_num(heartbeat)}) must fit twice in lease_s - fence_margin_s"
+                     f" ({_fmt_num(lease)} - {_fmt_num(margin)})")
+    return ClusterConfig(
+        lease_s=d.lease_s if lease is None else lease,
+        heartbeat_s=d.heartbeat_s if heartbeat is None else heartbeat,
+        fence_margin_s=d.fence_margin_s if margin is None else margin,
+    )
 
 
 def _abuse(t: _Table) -> AbuseConfig:
@@ -514,6 +552,7 @@ def _carriers(checker: _Checker, root: _Table) -> list[CarrierConfig]:
             # Bits 0-4 are defined (receipt, SME ack, intermediate notification); higher bits are reserved.
             registered_delivery=t.integer("registered_delivery", 1, 0, 0x1F),
             enabled=t.boolean("enabled", True),
+            max_binds=t.integer("max_binds", 1, 1, 64),
             **_ussd_settings(t),
         )
         t.finish()

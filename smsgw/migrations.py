@@ -180,6 +180,15 @@ MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
         _fingerprint_stored_mos,
         "DROP INDEX inbound_dedupe",
     ),
+    # 3: several nodes on one database (smsgw/cluster.py).  Which incarnation of which node accepted
+    # an MO (its MOs left unprocessed are taken over when its lease passes), and which one claimed a
+    # queued MT to send it (void once that lease passed).  Both stay NULL on a single node.
+    (
+        "ALTER TABLE inbound ADD COLUMN node TEXT",
+        "ALTER TABLE outbound ADD COLUMN claimed_by TEXT",
+        "CREATE INDEX outbound_claims ON outbound (carrier, id) WHERE state = 'queued'",
+        "CREATE INDEX inbound_unprocessed_node ON inbound (node) WHERE processed_at IS NULL",
+    ),
 )
 
 LATEST: Final[int] = len(MIGRATIONS)

@@ -101,3 +101,12 @@ def run_statements(where: str | Path, statements: Sequence[tuple[str, Sequence[A
         conn.execute("COMMIT")
     finally:
         conn.close()
+
+
+def without_node_label(metrics_text: str, node: str) -> str:
+    """/metrics as a single node shows it: several nodes label every sample with node="..."
+    (checked apart, in tests/test_cluster.py), which exact-line assertions leave out."""
+    import re
+
+    text = re.sub(rf',?node="{re.escape(node)}"', "", metrics_text)
+    return text.replace("{,", "{").replace("{}", "")

@@ -225,6 +225,7 @@ class OperatorApi:
             AdminRoute("DELETE", "/api/v1/routes", self.delete_route),
             AdminRoute("POST", "/api/v1/reload", self.reload),
             AdminRoute("GET", "/api/v1/audit", self.get_audit),
+            AdminRoute("GET", "/api/v1/cluster", self.get_cluster),
             AdminRoute("GET", "/metrics", self.get_metrics),
             # PUBLIC so that without a token it can answer with its sign-in form, not a JSON 401;
             # the server still authenticates the header or ?token= and logs the token's name.
@@ -280,7 +281,36 @@ class OperatorApi:
             },
             "routes": len(gw.router.routes) if gw.router is not None else 0,
             "route_overrides": len(gw.route_overrides),
+            "node": gw.node,
+            "cluster": self.cluster(),
         }
+
+    def cluster(self) -> dict[str, Any] | None:
+        """This node's membership and every node, bind and role as its last heartbeat saw them
+        (None: a single node on SQLite)."""
+        member = self.gateway.cluster
+        if member is None:
+            return None
+        view = member.view
+        now = self.gateway.clock.seconds()
+        return {
+            "node": member.node,
+            "fenced": member.fenced,
+            "jobs": member.jobs,
+            "slots": dict(sorted(member.slots.items())),
+            "lease_valid_s": round(max(0.0, member.valid_until - now + member.settings.fence_margin_s), 3),
+            "heartbeats": member.heartbeats,
+            "failed_heartbeats": member.failed_heartbeats,
+            "fences": member.fences,
+            "resets": member.resets,
+            "seen_at": view.at or None,
+            "nodes": view.nodes,
+            "binds": view.binds,
+            "roles": view.roles,
+        }
+
+    async def get_cluster(self, call: ApiCall) -> Response:
+        return JsonResponse(200, {"node": self.gateway.node, "cluster": self.cluster()})
 
     async def get_status(self, call: ApiCall) -> Response:
         return JsonResponse(200, await self.status())
@@ -368,7 +398,7 @@ class OperatorApi:
     async def pause(self, call: ApiCall) -> Response:
         sender = self._sender(call)
         was = sender.paused
-        sender.pause()
+        await self.gateway.set_paused(sender.carrier, True, _actor(call))
         await self._audit(call, "pause", sender.carrier, {"was_paused": was})
         log.info("carrier_paused", carrier=sender.carrier, token=call.principal.name if call.principal else None)
         return JsonResponse(200, {"carrier": sender.carrier, "paused": True, "queue_depth": sender.depth})
@@ -376,7 +406,7 @@ class OperatorApi:
     async def resume(self, call: ApiCall) -> Response:
         sender = self._sender(call)
         was = sender.paused
-        sender.resume()
+        await self.gateway.set_paused(sender.carrier, False, _actor(call))
         await self._audit(call, "resume", sender.carrier, {"was_paused": was})
         log.info("carrier_resumed", carrier=sender.carrier, token=call.principal.name if call.principal else None)
         return JsonResponse(200, {"carrier": sender.carrier, "paused": False, "queue_depth": sender.depth})
@@ -460,6 +490,7 @@ class OperatorApi:
                 router.replace_routes(before_routes)
                 raise
         await self._audit(call, action, f"{key[0]}@{key[1] or '*'}", detail)
+        await gw.announce("routes")
         log.info("routes_changed", action=action, keyword=key[0], short_codes=key[1],
                  token=call.principal.name if call.principal else None, routes=len(router.routes))
 

@@ -67,6 +67,10 @@ OPERATOR_SCHEMA: Component = (
             )""",
             "CREATE INDEX audit_log_at ON audit_log (at)",
         ),
+        # 2: several nodes keep one audit log (smsgw/cluster.py): which node did it.
+        (
+            "ALTER TABLE audit_log ADD COLUMN node TEXT",
+        ),
     ),
 )
 
@@ -193,10 +197,11 @@ class AuditEntry:
     target: str | None
     outcome: str  # "ok" | "refused"
     detail: dict[str, Any]
+    node: str | None = None  # the gateway node that did it (several share one log)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
-                "target": self.target, "outcome": self.outcome, "detail": self.detail}
+                "target": self.target, "outcome": self.outcome, "detail": self.detail, "node": self.node}
 
 
 async def record_audit(
@@ -210,8 +215,8 @@ async def record_audit(
 
     def op(conn: Connection) -> None:
         conn.execute(
-            "INSERT INTO audit_log (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            (at, actor, action, target, outcome, json.dumps(detail, ensure_ascii=False, default=str)),
+            "INSERT INTO audit_log (at, actor, action, target, outcome, detail, node) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at, actor, action, target, outcome, json.dumps(detail, ensure_ascii=False, default=str), store.node),
         )
 
     try:
@@ -228,14 +233,14 @@ async def list_audit(store: Store, since: float | None = None, limit: int = 100)
     def fn(conn: Connection) -> list[Any]:
         if since is None:
             return conn.execute(
-                "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY id DESC LIMIT ?",
+                "SELECT id, at, actor, action, target, outcome, detail, node FROM audit_log ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return conn.execute(
-            "SELECT id, at, actor, action, target, outcome, detail FROM audit_log WHERE at >= ?"
+            "SELECT id, at, actor, action, target, outcome, detail, node FROM audit_log WHERE at >= ?"
             " ORDER BY id DESC LIMIT ?",
             (since, limit),
         ).fetchall()
 
     rows = await store.read(fn)
-    return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+    return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]

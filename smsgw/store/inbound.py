@@ -54,6 +54,9 @@ class InboundArea(OutboundArea):
         super().__init__(*args, **kwargs)
         # When mo_seen was last pruned (connection thread only); 0: at the first MO.
         self._mo_seen_pruned_at = 0.0
+        #: Several nodes: this node's incarnation, stored with each MO it accepts, so the MOs a dead
+        #: node left unprocessed can be told from a live node's; None on a single node.
+        self.node_tag: Callable[[], str | None] = lambda: None
 
     async def accept_mo(self, mo: NewMo) -> tuple[Inbound | None, bool]:
         """Store an MO; returns (stored Inbound, duplicate?) once COMMITTED.
@@ -81,7 +84,7 @@ class InboundArea(OutboundArea):
         # the second copy waits on the key and then finds it claimed.
         cur = conn.execute(
             "INSERT INTO inbound (carrier, carrier_msg_id, msisdn, short_code, text, data_coding,"
-            " channel, session_id, session_event, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " channel, session_id, session_event, received_at, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 mo.carrier,
                 mo.carrier_msg_id,
@@ -93,6 +96,7 @@ class InboundArea(OutboundArea):
                 mo.session_id,
                 event.value,
                 mo.received_at,
+                self.node_tag(),
             ),
         )
         inbound_id: int = cur.lastrowid  # type: ignore[assignment]
@@ -208,8 +212,8 @@ class InboundArea(OutboundArea):
         carrier, msisdn, short_code, _, _ = key
         cur = conn.execute(
             "INSERT INTO inbound (carrier, carrier_msg_id, msisdn, short_code, text, data_coding,"
-            " channel, session_id, session_event, received_at, parts, partial)"
-            " VALUES (?, NULL, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)",
+            " channel, session_id, session_event, received_at, parts, partial, node)"
+            " VALUES (?, NULL, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
             (
                 carrier,
                 msisdn,
@@ -221,6 +225,7 @@ class InboundArea(OutboundArea):
                 received_at,
                 n_parts,
                 int(partial),
+                self.node_tag(),
             ),
         )
         inbound_id = cur.lastrowid
@@ -348,3 +353,28 @@ class InboundArea(OutboundArea):
         ).fetchall()
         return [inbound_from_row(r) for r in rows]
 
+
+    async def unprocessed_by_ids(self, ids: Sequence[int]) -> list[Inbound]:
+        """These MOs, those of them still unprocessed, oldest first (MOs a dead node left)."""
+        return await self._read(self._op_unprocessed_by_ids, tuple(ids))
+
+    @staticmethod
+    def _op_unprocessed_by_ids(conn: Connection, ids: tuple[int, ...]) -> list[Inbound]:
+        found: list[Inbound] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT {INBOUND_COLS} FROM inbound WHERE id IN ({marks}) AND processed_at IS NULL ORDER BY id", chunk
+            ).fetchall()
+            found.extend(inbound_from_row(r) for r in rows)
+        return found
+
+    async def mo_progress(self, inbound_id: int) -> tuple[bool, str | None] | None:
+        """(processed?, the node incarnation that accepted it) of one MO; None if unknown."""
+        return await self._read(self._op_mo_progress, inbound_id)
+
+    @staticmethod
+    def _op_mo_progress(conn: Connection, inbound_id: int) -> tuple[bool, str | None] | None:
+        row = conn.execute("SELECT processed_at, node FROM inbound WHERE id = ?", (inbound_id,)).fetchone()
+        return None if row is None else (row[0] is not None, row[1])

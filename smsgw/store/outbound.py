@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from smsgw.message import Channel
@@ -57,6 +57,19 @@ def outbound_from_row(row: Sequence[Any], parts_sent: dict[int, str] | None = No
     )
 
 
+def load_parts(conn: Connection, outbound_ids: Sequence[int]) -> dict[int, dict[int, str]]:
+    """The parts already submitted of these MTs: {outbound_id: {part_no: smsc_id}}."""
+    parts: dict[int, dict[int, str]] = {}
+    for i in range(0, len(outbound_ids), _IN_CHUNK):
+        chunk = list(outbound_ids[i : i + _IN_CHUNK])
+        marks = ",".join("?" * len(chunk))
+        for outbound_id, part_no, smsc_id in conn.execute(
+            f"SELECT outbound_id, part_no, smsc_id FROM mt_part WHERE outbound_id IN ({marks})", chunk
+        ):
+            parts.setdefault(outbound_id, {})[part_no] = smsc_id
+    return parts
+
+
 class OutboundArea(Plumbing):
     """The MT half of the store (a mixin of Store)."""
 
@@ -65,6 +78,10 @@ class OutboundArea(Plumbing):
         # Next UDH/SAR reference per carrier.  Only touched on the connection thread (inside
         # writes), so it needs no lock.
         self._concat_refs: dict[str, int] = {}
+        #: Several nodes (smsgw/cluster.py): the claim an MT of this carrier and channel is stored
+        #: with, i.e. this node's incarnation when it holds the carrier's bind and has room for it;
+        #: None: left for whichever node claims it.  Called on the store's thread.
+        self.claim_for: Callable[[str, str], str | None] = lambda carrier, channel: None
 
     async def _opened(self) -> None:
         await super()._opened()
@@ -102,10 +119,11 @@ class OutboundArea(Plumbing):
     def _insert_mt(self, conn: Connection, mt: NewMt, inbound_id: int | None) -> Outbound:
         link = mt.inbound_id if mt.inbound_id is not None else inbound_id
         concat_ref = self._next_concat_ref(mt.carrier)
+        claimed_by = self.claim_for(mt.carrier, mt.channel)
         cur = conn.execute(
             "INSERT INTO outbound (carrier, msisdn, short_code, text, channel, session_id,"
-            " end_session, kind, inbound_id, created_at, expires_at, state, concat_ref)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " end_session, kind, inbound_id, created_at, expires_at, state, concat_ref, claimed_by)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 mt.carrier,
                 mt.msisdn,
@@ -120,6 +138,7 @@ class OutboundArea(Plumbing):
                 mt.expires_at,
                 QUEUED,
                 concat_ref,
+                claimed_by,
             ),
         )
         return Outbound(
@@ -139,6 +158,7 @@ class OutboundArea(Plumbing):
             parts_sent={},
             kind=mt.kind,
             inbound_id=link,
+            claimed_by=claimed_by,
         )
 
 
@@ -166,15 +186,7 @@ class OutboundArea(Plumbing):
             params.append(limit)
         rows = conn.execute(sql, params).fetchall()
         # Only MTs with a part already submitted have total_parts set; fetch parts just for those.
-        started = [r[0] for r in rows if r[16] is not None]
-        parts: dict[int, dict[int, str]] = {}
-        for i in range(0, len(started), _IN_CHUNK):
-            chunk = started[i : i + _IN_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for outbound_id, part_no, smsc_id in conn.execute(
-                f"SELECT outbound_id, part_no, smsc_id FROM mt_part WHERE outbound_id IN ({marks})", chunk
-            ):
-                parts.setdefault(outbound_id, {})[part_no] = smsc_id
+        parts = load_parts(conn, [r[0] for r in rows if r[16] is not None])
         return [outbound_from_row(r, parts.get(r[0], {})) for r in rows]
 
     async def get_outbound(self, outbound_id: int) -> Outbound | None:

@@ -63,6 +63,8 @@ class Plumbing:
         self._pending: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Future[None] | None = None
         self._closed = False
+        #: The node this store serves (audit entries name it; several nodes may share a database).
+        self.node: str | None = None
         self.healthy: bool = True
         self.last_error: str | None = None
         self.commits: int = 0  # committed batches
@@ -112,6 +114,7 @@ class Plumbing:
             engine = await SqliteEngine.open(path, busy_timeout=busy_timeout, file_group=file_group)
         try:
             store = cls(engine, path, clock, max_batch, part_dedupe_window, mo_dedupe_window)
+            store.node = node
             before, after = await engine.migrate(components, path)
             await store._opened()
         except BaseException:

@@ -121,6 +121,7 @@ class Outbound:
     inbound_id: int | None = None
     last_error: str | None = None
     total_parts: int | None = None  # known once the first part was submitted
+    claimed_by: str | None = None  # several nodes: the incarnation that sends it (smsgw/cluster.py)
 
 
 class StoreUnavailable(Exception):

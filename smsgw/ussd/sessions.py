@@ -133,10 +133,31 @@ def _upsert(conn: Connection, session: Session) -> None:
     )
 
 
+class SessionChanged(Exception):
+    """The stored dialogue is not the one this turn started from: another node (several share
+    one database) took a turn or timed it out meanwhile.  Nothing of this turn was stored."""
+
+
+#: `expected` when the caller does not check (a single node: its per-dialogue lock suffices).
+UNCHECKED: Final = object()
+
+
 def op_save_turn(
-    conn: Connection, store: Store, session: Session, screen: NewMt | None
+    conn: Connection, store: Store, session: Session, screen: NewMt | None, expected: Any = UNCHECKED
 ) -> Outbound | None:
-    """Store the session as it is after a turn, and the screen that turn shows, together."""
+    """Store the session as it is after a turn, and the screen that turn shows, together.
+
+    `expected`: the `updated_at` of the stored row the turn started from (None: there was none);
+    if the row is not that one any more, SessionChanged and nothing is written (compare-and-set,
+    so two nodes cannot both take the same turn of one dialogue)."""
+    if expected is not UNCHECKED:
+        key = session.key
+        row = conn.execute(
+            "SELECT updated_at FROM ussd_session WHERE carrier = ? AND msisdn = ? AND session_ref = ?",
+            (key.carrier, key.msisdn, key.session_ref),
+        ).fetchone()
+        if (row[0] if row is not None else None) != expected:
+            raise SessionChanged(f"dialogue {key.session_ref} changed since it was read")
     _upsert(conn, session)
     return store.insert_mt(conn, screen) if screen is not None else None
 
