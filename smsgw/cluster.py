@@ -239,6 +239,8 @@ class ClusterMember(Service):
     def _tick(self) -> None:
         if self._beating is not None and not self._beating.done():
             return  # a slow database: the fence covers us, no second heartbeat on top
+        if not self._joined:
+            return  # registering again after a lost lease (_rejoin): nothing to renew yet
         self._beating = asyncio.ensure_future(self.heartbeat())
 
     async def heartbeat(self) -> bool:
