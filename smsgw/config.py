@@ -60,6 +60,7 @@ BIND_MODES = ("transceiver", "tx_rx")
 ALPHABETS = ("gsm7", "latin1", "ascii")
 LONG_MESSAGE_METHODS = ("udh", "sar", "payload")
 ID_FORMATS = ("hex", "dec", "str")
+VALIDITY_FORMATS = ("relative", "absolute")  # smsgw/smpp/smpptime.py
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 # SMPP C-Octet strings count their terminating NUL: system_id 16, password 9, system_type 13 octets.
@@ -120,6 +121,7 @@ class CarrierConfig:
     mo_id_tlv: int | None = None
     short_codes: tuple[str, ...]
     validity_s: int = 86400
+    validity_format: str = "relative"  # how validity_period is written: "relative" | "absolute"
     source_addr_ton: int = 3
     source_addr_npi: int = 0
     dest_addr_ton: int = 1
@@ -406,6 +408,7 @@ def _build(
     _check_carriers_and_simulators(checker, carriers, simulators, embedded, control_port)
     _check_routes(checker, routes, carriers, known_handlers)
     _check_admin_port(checker, admin, simulators, embedded, control_port)
+    _check_carrier_ports(checker, carriers, simulators, admin, embedded, (control_host, control_port))
 
     return GatewayConfig(
         path=path,
@@ -545,6 +548,7 @@ def _carriers(checker: _Checker, root: _Table) -> list[CarrierConfig]:
             short_codes=_short_codes(t, "short_codes", at_least_one=True),
             # A minute to a week: shorter expires before a congested SMSC retries; longer is stale news.
             validity_s=t.integer("validity_s", 86400, 60, 7 * 86400),
+            validity_format=t.choice("validity_format", "relative", VALIDITY_FORMATS),
             source_addr_ton=t.integer("source_addr_ton", 3, 0, 6),
             source_addr_npi=t.integer_in("source_addr_npi", 0, _NPI_VALUES, "SMPP numbering plan indicators"),
             dest_addr_ton=t.integer("dest_addr_ton", 1, 0, 6),
@@ -916,3 +920,67 @@ def _check_admin_port(
                 where: KeyPath = ("simulators", sim.name, "port")
                 checker.error(here, f"{admin.port} is already used by {_render_path(where)} (line {checker.line(where)})")
                 return
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _local(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _same_host(a: str | None, b: str | None) -> bool:
+    """Whether a client of `a` reaches a server listening on `b` (loopback spellings are one host;
+    a server on 0.0.0.0 listens on every local address)."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    return _local(a) and _local(b)
+
+
+def _check_carrier_ports(
+    checker: _Checker,
+    carriers: list[CarrierConfig],
+    simulators: list[SimulatorConfig],
+    admin: AdminConfig,
+    embedded: bool | None,
+    control: tuple[str | None, int | None],
+) -> None:
+    """A carrier must not point at one of our own listening ports: the admin API, the simulators'
+    control port, or (embedded) another carrier's simulator. Its bind would reach the wrong server."""
+    ours: list[tuple[str, int, KeyPath]] = []
+    if admin.enabled and admin.port:
+        ours.append((admin.host, admin.port, ("admin", "port")))
+    control_host, control_port = control
+    if control_host is not None and control_port:
+        ours.append((control_host, control_port, ("control", "port")))
+    sims = {sim.name: sim for sim in simulators}
+    names = {c.name for c in carriers}
+    for c in carriers:
+        if not c.port:
+            continue  # 0: the embedded simulator's port, whatever it is
+        own = sims.get(c.name)
+        if embedded and own is not None and own.port == c.port and _same_host(c.host, own.host):
+            continue  # its own simulator: a clash of that port is reported on the listening side
+        here: KeyPath = ("carriers", c.name, "port")
+        for host, port, where in ours:
+            if c.port == port and _same_host(c.host, host):
+                checker.error(here, f"{c.port} is {_render_path(where)} (line {checker.line(where)}), a port of "
+                                    "this gateway's own, not an SMSC; give the carrier's SMSC port")
+                break
+        else:
+            if not embedded:
+                continue
+            for sim in simulators:
+                if sim.name in names and sim.name != c.name and sim.port == c.port and _same_host(c.host, sim.host):
+                    where = ("simulators", sim.name, "port")
+                    checker.error(here, f"{c.port} is {_render_path(where)} (line {checker.line(where)}): this "
+                                        f"carrier would bind to the {sim.name} simulator")
+                    break

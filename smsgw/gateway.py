@@ -348,7 +348,8 @@ class Gateway(MultiService):
         self.admin = self._admin_service(handlers)
         # USSD dialogues: the app is the handler a feature registers as "ussd" (none: "not offered").
         self.ussd = UssdChannel(store, self.clock, lambda: self.carriers, self.queue.enqueue,
-                                find_app(handlers), shared=self.clustered, runs_jobs=self.runs_jobs)
+                                find_app(handlers), bound_since=self._bound_since, shared=self.clustered,
+                                runs_jobs=self.runs_jobs)
         self.ussd.setServiceParent(self)
         backlog = (await store.counts()).get("mt_queued", 0)
         unprocessed: list[Inbound] = []
@@ -721,6 +722,17 @@ class Gateway(MultiService):
         self.counters["processed"] += 1
         waited = max(0.0, self.clock.seconds() - inbound.received_at)
         self.metrics.mo_processing.labels(inbound.carrier).observe(waited)
+
+    def _bound_since(self, carrier: str) -> float | None:
+        connector = self.connectors.get(carrier)
+        if connector is not None and connector.transmitter() is not None:
+            return connector.bound_since
+        if self.cluster is not None:
+            # Another node holds the bind (the timeouts run on the jobs node): since its lease on
+            # the slot, as the last heartbeat saw it.
+            held = [b["acquired_at"] for b in self.cluster.view.binds if b["carrier"] == carrier and b["held"]]
+            return min(held) if held else None
+        return None
 
     def _mt_result(self, carrier: str, outbound: Any, result: str) -> None:
         if result == "sent":

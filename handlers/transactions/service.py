@@ -23,6 +23,9 @@ implies commits together or not at all:
 * **Carrier of a notification**: the carrier the number last wrote to us from (every MO this
   feature handles records it, with the language), if that carrier is enabled and serves the
   notification short code; otherwise the configured default carrier.
+* **Language of a notification**: that of the number's last SMS to any short code (HELP to the
+  parking code included; one without letters says nothing), else the language its last MO here
+  was in, else `default_lang`.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from handlers.transactions.model import Caller, Change, Detail, Transaction
 from handlers.transactions.records import KEEP, MAX_CLOCK_AHEAD_S, TransactionRecord
 from smsgw.log import get_logger, mask_msisdn
 from smsgw.message import Lang, Reply
+from smsgw.textnorm import detect_lang
 
 if TYPE_CHECKING:
     from smsgw.store import Connection, NewMt, Outbound, Store
@@ -124,6 +128,24 @@ def _stored_time(value: Any) -> float | None:
     dates were checked): reading a transaction never fails on what is already stored."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
         return float(value)
+    return None
+
+
+#: How many of a number's latest SMS are read to find one that tells its language.
+_LANGUAGE_LOOKBACK = 10
+
+
+def _last_language(conn: Connection, msisdn: str) -> Lang | None:
+    """The language of the number's last SMS to any of our short codes (HELP on the parking code
+    counts as much as STATUS here), skipping those without letters ("30", a bare reference),
+    which say nothing about it; None if none is left in the store."""
+    rows = conn.execute(
+        "SELECT text FROM inbound WHERE msisdn = ? AND channel = 'sms' ORDER BY received_at DESC, id DESC LIMIT ?",
+        (msisdn, _LANGUAGE_LOOKBACK),
+    )
+    for (text,) in rows:
+        if any(ch.isalpha() for ch in text):
+            return detect_lang(text)
     return None
 
 
@@ -349,7 +371,8 @@ class TransactionService:
         texts: dict[Lang, str] = {}
         ids = []
         for msisdn, lang_value in recipients:
-            lang = Lang(lang_value) if lang_value in ("en", "ar") else self.config.default_lang
+            lang = (_last_language(conn, msisdn)
+                    or (Lang(lang_value) if lang_value in ("en", "ar") else self.config.default_lang))
             if lang not in texts:
                 texts[lang] = wording.notice(txn, lang, self.config)
             cur = conn.execute(

@@ -149,7 +149,11 @@ def opted_in(lang: Lang, short_code: str) -> str:
 
 
 def notice(txn: Transaction, lang: Lang, config: TransactionsConfig) -> str:
-    """The notification of a status change, from the configured template."""
+    """The notification of a status change, from the configured templates.
+
+    The note is the useful part: it goes whole in the full template if that fits the parts the
+    config allows, else whole in the short one (less boilerplate), and only then is it shortened,
+    at a word boundary, in the short one."""
     fields = {
         "ref": txn.ref,
         "service": config.service_name(txn.service, lang),
@@ -157,15 +161,24 @@ def notice(txn: Transaction, lang: Lang, config: TransactionsConfig) -> str:
         "updated": config.local_time(txn.updated_at) or "",
         "code": config.short_code,
     }
-    template = config.notifications.text(lang)
+    settings = config.notifications
     note = txn.note(lang)
 
-    def render(n: str) -> str:
-        return " ".join(template.format(**fields, note=(" " + n) if n else "").split())
+    def renderer(template: str) -> Callable[[str], str]:
+        def render(n: str) -> str:
+            if n and n[-1].isalnum():
+                n += "."  # a note without a full stop would run into the sentence after it
+            return " ".join(template.format(**fields, note=(" " + n) if n else "").split())
 
+        return render
+
+    full, short = renderer(settings.text(lang)), renderer(settings.short_text(lang))
     if not note:
-        return render("")
-    return _fit(render, note, lang, config.notifications.max_parts)
+        return full("")
+    whole = full(note)
+    if _within(whole, settings.max_parts):
+        return whole
+    return _fit(short, note, lang, settings.max_parts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,22 +193,32 @@ def _within(text: str, max_parts: int) -> bool:
     return texts.sms_parts(text) <= max_parts
 
 
+#: Left off the end of a shortened note, before its ellipsis.
+_TRAILING = " ,;:-،؛"
+
+
 def _fit(render: Callable[[str], str], note: str, lang: Lang, max_parts: int) -> str:
-    """render(note), with the note shortened (ellipsis) as little as needed to fit `max_parts`."""
+    """render(note), with the note shortened as little as needed to fit `max_parts`: whole words
+    only, then an ellipsis (a word cut in two reads as another word, or as none)."""
     full = render(note)
     if _within(full, max_parts):
         return full
     ellipsis = texts.ELLIPSIS[lang]
-    lo, hi = 0, len(note)  # longest prefix length that fits, by bisection
+    words = note.split()
+
+    def cut(n: int) -> str:
+        return " ".join(words[:n]).rstrip(_TRAILING) + ellipsis
+
+    lo, hi = 0, len(words) - 1  # most words that fit, by bisection
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _within(render(note[:mid].rstrip() + ellipsis), max_parts):
+        if _within(render(cut(mid)), max_parts):
             lo = mid
         else:
             hi = mid - 1
     if lo == 0:
         return render("")
-    return render(note[:lo].rstrip() + ellipsis)
+    return render(cut(lo))
 
 
 def _cut(text: str, lang: Lang, max_parts: int) -> str:
