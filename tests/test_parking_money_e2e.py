@@ -8,6 +8,7 @@ Business time is a task.Clock the test moves (see test_parking_e2e.py); SMPP run
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,32 @@ async def test_every_reply_naming_money_matches_the_ledger(tmp_path: Path) -> No
         assert (await checked(stack, "omantel", DRIVER, "STOP")).endswith("Credit 100 baisa.")  # stop, one payer
         credited = {r[2] for r in await ledger(stack) if r[0] == "credit"}
         assert credited == {DRIVER, SPOUSE, FRIENDI_USER}
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_a_burst_of_the_same_booking_is_one_charge_and_no_mute(tmp_path: Path) -> None:
+    """Five identical bookings from one number in one burst (a handset resending): one charge,
+    every MO answered with the same ticket, and the number is not taken for a loop; EXT and a
+    different duration still extend."""
+    clock = business_clock("10:00")
+    stack = await start(tmp_path, clock)
+    try:
+        smsc = stack.smsc("omantel")
+        since = len(smsc.handset_messages)
+        for _ in range(5):
+            smsc.inject_mo(DRIVER, PARKING, "7777AB 30")
+        replies = [m.text for m in await wait(smsc.wait_handset(DRIVER, 5, since_index=since, timeout=10))]
+        first = "Ticket 0000018: 7777AB parked in Muscat until 10:30. Charged 100 baisa."
+        assert Counter(replies) == Counter({first: 1, first + " Same request again: no new charge.": 4})
+        assert await ledger(stack) == [("charge", "omantel", DRIVER, 100)]
+        assert (await one(stack, "omantel", DRIVER, "MY")).text == "Your parking: 7777AB until 10:30 (MCT)"
+        ext = await one(stack, "omantel", DRIVER, "EXT 30")
+        assert ext.text == "Ticket 0000018: 7777AB extended to 11:00 (+30 min). Charged 100 baisa."
+        longer = await one(stack, "omantel", DRIVER, "7777AB 60")
+        assert longer.text == "Ticket 0000018: 7777AB extended to 12:00 (+60 min). Charged 200 baisa."
+        assert [r[3] for r in await ledger(stack)] == [100, 100, 200]
     finally:
         await stack.stop()
 
