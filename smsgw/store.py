@@ -36,12 +36,11 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from smsgw import migrations
+from smsgw import files, migrations
 from smsgw.log import get_logger
 from smsgw.message import Channel, Inbound, SessionEvent
 from smsgw.redelivery import DEFAULT_WINDOW_S as DEFAULT_MO_DEDUPE_WINDOW_S
@@ -339,6 +338,7 @@ class Store:
         part_dedupe_window: float = 3600.0,
         mo_dedupe_window: float = DEFAULT_MO_DEDUPE_WINDOW_S,
         components: Sequence[migrations.Component] = (),
+        file_group: str | None = None,
     ) -> "Store":
         """Open (creating directories and file as needed) and migrate the schema.
 
@@ -348,10 +348,11 @@ class Store:
         long MO is treated as a redelivery and dropped.
         `mo_dedupe_window`: seconds during which an MO with the carrier id and the content of one
         already accepted is treated as a redelivery and dropped (smsgw/redelivery.py).
+        `file_group`: the group that may read the files (0640); without one they are 0600
+        (smsgw/files.py: a new store is created so, an existing one open to others is warned about).
         Raises `SchemaTooNew` if the file was written by a newer gateway.
         """
-        if path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        files.prepare_store(path, file_group)
         # isolation_level=None: the sqlite3 module must not open transactions behind our back;
         # _run_batch issues BEGIN/COMMIT itself.
         db = await aiosqlite.connect(
@@ -362,6 +363,7 @@ class Store:
             before, after = await store._in_worker(store._setup, path, busy_timeout)
             for name, steps in components:
                 await store._in_worker(migrations.migrate_component, name, steps, path)
+            files.secure_store_companions(path, file_group)
         except BaseException:
             await db.close()
             raise

@@ -217,3 +217,24 @@ async def test_our_own_reply_echoed_back_gets_no_answer(tmp_path: Path) -> None:
         assert stack.gateway.abuse.counters["loops"] == 1
     finally:
         await stack.stop()
+
+
+@on_loop
+async def test_a_muted_numbers_yes_to_our_question_is_carried_out(tmp_path: Path) -> None:
+    """A Y that confirms a reading we asked about books it, even once the number is muted."""
+    from tests.parking_support import SPOUSE
+    from tests.test_parking_e2e import business_clock, ledger, one, start
+
+    clock = business_clock("10:00")
+    stack = await start(tmp_path, clock)
+    try:
+        assert (await one(stack, "ooredoo", SPOUSE, "park 1234AB for 2")).text.startswith("Did you mean 1234AB 120")
+        auto = "Auto-reply: I am busy, I will call you back"
+        for _ in range(4):
+            assert len(await stack.texts("ooredoo", SPOUSE, "90091", auto)) == 1
+        assert await _answered(stack, "ooredoo", SPOUSE, auto) == []  # muted from here
+        assert await _answered(stack, "ooredoo", SPOUSE, "نعم") == []
+        assert await ledger(stack) == [("charge", "ooredoo", SPOUSE, 400)]
+        assert stack.gateway.counters["carried_out_unanswered"] == 1
+    finally:
+        await stack.stop()

