@@ -9,7 +9,7 @@ import pytest
 
 from smsgw.abuse import AbuseConfig, AbuseGuard, Verdict
 from smsgw.message import Channel, Inbound
-from tests.stack import eventually, on_loop, start_stack
+from tests.stack import Stack, eventually, on_loop, start_stack
 
 Q = AbuseConfig(max_messages=3, window_s=60.0, loop_repeats=4, loop_window_s=30.0, loop_cooldown_s=100.0)
 
@@ -140,7 +140,7 @@ def test_tracked_senders_are_capped() -> None:
 # -- end to end, over loopback SMPP: a person is served, a loop is muted, money moves anyway -------------
 
 
-async def _answered(stack, carrier: str, msisdn: str, text: str, code: str = "90091") -> list[str]:  # type: ignore[no-untyped-def]
+async def _answered(stack: Stack, carrier: str, msisdn: str, text: str, code: str = "90091") -> list[str]:
     """Send `text`; the replies it got once the gateway processed it (none when not answered)."""
     smsc = stack.smsc(carrier)
     since, processed = len(smsc.handset_messages), stack.gateway.counters["processed"]

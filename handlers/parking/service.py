@@ -332,13 +332,8 @@ class ParkingService:
                 return Quote(picked.status, plates=picked.plates)
             plate, session_id, own = picked.plate, picked.id, True
         else:
-            row = conn.execute(
-                "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
-                " ORDER BY end_at DESC LIMIT 1",
-                (plate, now),
-            ).fetchone()
-            if row is not None:
-                session_id = row[0]
+            session_id = self._active_stay(conn, plate, now)
+            if session_id is not None:
                 own = any(s.id == session_id for s in self._op_held(conn, who.msisdn, now, plate))
         if session_id is None:
             if priced.refusal is not None:
@@ -506,6 +501,16 @@ class ParkingService:
         )
 
     @staticmethod
+    def _active_stay(conn: sqlite3.Connection, plate: str, now: float) -> int | None:
+        """The running stay of `plate` (a plate has at most one), whoever holds it."""
+        row = conn.execute(
+            "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
+            " ORDER BY end_at DESC LIMIT 1",
+            (plate, now),
+        ).fetchone()
+        return row[0] if row is not None else None
+
+    @staticmethod
     def _load(conn: sqlite3.Connection, session_id: int) -> SessionView:
         row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE id = ?", (session_id,)).fetchone()
         return _view(row)
@@ -522,13 +527,9 @@ class ParkingService:
             if repeated is not None:
                 # Remembered without the key: the window runs from the first request, not the last.
                 return self._remember(conn, who, "book", repeated, now)
-        row = conn.execute(
-            "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
-            " ORDER BY end_at DESC LIMIT 1",
-            (plate, now),
-        ).fetchone()
-        if row is not None:
-            outcome = self._extend_session(conn, row[0], who, minutes, now)
+        session_id = self._active_stay(conn, plate, now)
+        if session_id is not None:
+            outcome = self._extend_session(conn, session_id, who, minutes, now)
         else:
             outcome = self._new_session(conn, who, plate, minutes, priced, now)
         return self._remember(conn, who, "book", outcome, now, repeat_key)
