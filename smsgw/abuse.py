@@ -68,12 +68,13 @@ def loop_key(text: str) -> str:
     return _DIGITS.sub("#", key) if len(key) >= _LONG_TEXT else key
 
 
-@dataclass
+@dataclass(slots=True)
 class _Sender:
     times: deque[float] = field(default_factory=deque)
     #: (received at, loop key, came back: we had replied since the previous copy of that key)
     texts: deque[tuple[float, str, bool]] = field(default_factory=deque)
-    echoes: deque[float] = field(default_factory=deque)
+    #: When our replies came back (rare: a tuple, not a deque, so most senders cost nothing here).
+    echoes: tuple[float, ...] = ()
     told_limit: bool = False
     last_reply_at: float | None = None
     last_reply_key: str | None = None  # the start of our last reply's loop key, if long enough
@@ -141,14 +142,12 @@ class AbuseGuard:
 
     def _echo(self, sender: _Sender, key: str, now: float) -> bool:
         """Is this text our last reply coming back (whole, quoted, or cut short)?"""
-        echoes = sender.echoes
-        while echoes and echoes[0] <= now - self.config.loop_window_s:
-            echoes.popleft()
         reply = sender.last_reply_key
         if reply is None or len(key) < _LONG_TEXT:
             return False
         if reply in key or reply.startswith(key[:_ECHO_PREFIX]):
-            echoes.append(now)
+            cutoff = now - self.config.loop_window_s
+            sender.echoes = tuple(t for t in sender.echoes if t > cutoff) + (now,)
             return True
         return False
 
