@@ -180,7 +180,10 @@ MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
         _fingerprint_stored_mos,
         "DROP INDEX inbound_dedupe",
     ),
-    # 3: several nodes on one database (smsgw/cluster.py).  Which incarnation of which node accepted
+    # 3: what became of an MO the abuse guard kept from its normal answer (muted, limited,
+    # ignored); NULL for an MO answered normally.  The status page shows it instead of "processed".
+    ("ALTER TABLE inbound ADD COLUMN disposition TEXT",),
+    # 4: several nodes on one database (smsgw/cluster.py).  Which incarnation of which node accepted
     # an MO (its MOs left unprocessed are taken over when its lease passes), and which one claimed a
     # queued MT to send it (void once that lease passed).  Both stay NULL on a single node.
     (

@@ -317,23 +317,30 @@ class InboundArea(OutboundArea):
         received_at = max(r[2] for r in rows)
         return self._insert_assembled(conn, key, rows[0][1], text, received_at, len(rows), partial=True)
 
-    async def complete_mo(self, inbound_id: int, replies: Sequence[NewMt]) -> list[Outbound]:
+    async def complete_mo(
+        self, inbound_id: int, replies: Sequence[NewMt], *, disposition: str | None = None
+    ) -> list[Outbound]:
         """Mark the MO processed and queue its replies, in one transaction.
 
+        `disposition`: why it was not answered normally ("muted", "limited", "ignored"), shown by
+        `history` in place of "processed"; None for an MO answered normally.
         Idempotent: for an MO already processed nothing is inserted and [] is returned.  Replies
         without an inbound_id are linked to this MO.  Raises LookupError for an unknown id.
         """
         for mt in replies:
             Channel(mt.channel)
         return await self._write(
-            functools.partial(self._op_complete_mo, inbound_id=inbound_id, replies=tuple(replies), at=self._clock())
+            functools.partial(self._op_complete_mo, inbound_id=inbound_id, replies=tuple(replies), at=self._clock(),
+                              disposition=disposition)
         )
 
     def _op_complete_mo(
-        self, conn: Connection, inbound_id: int, replies: tuple[NewMt, ...], at: float
+        self, conn: Connection, inbound_id: int, replies: tuple[NewMt, ...], at: float,
+        disposition: str | None = None,
     ) -> list[Outbound]:
         cur = conn.execute(
-            "UPDATE inbound SET processed_at = ? WHERE id = ? AND processed_at IS NULL", (at, inbound_id)
+            "UPDATE inbound SET processed_at = ?, disposition = ? WHERE id = ? AND processed_at IS NULL",
+            (at, disposition, inbound_id),
         )
         if cur.rowcount == 0:
             if conn.execute("SELECT 1 FROM inbound WHERE id = ?", (inbound_id,)).fetchone() is None:

@@ -37,7 +37,7 @@ class ReportArea(Plumbing):
         items: list[dict[str, Any]] = []
         for r in conn.execute(
             "SELECT id, carrier, msisdn, short_code, text, channel, session_event, received_at,"
-            f" processed_at, partial, parts FROM inbound{mo_where} ORDER BY received_at DESC LIMIT ?",
+            f" processed_at, partial, parts, disposition FROM inbound{mo_where} ORDER BY received_at DESC LIMIT ?",
             (*mo_params, limit),
         ):
             items.append(
@@ -51,7 +51,8 @@ class ReportArea(Plumbing):
                     "channel": r[5],
                     "session_event": r[6],
                     "at": r[7],
-                    "state": "processed" if r[8] is not None else "received",
+                    # muted / limited / ignored: stored and acknowledged, not answered as asked.
+                    "state": (r[11] or "processed") if r[8] is not None else "received",
                     "processed_at": r[8],
                     "partial": bool(r[9]),
                     "parts": r[10],
