@@ -359,7 +359,8 @@ class Gateway(MultiService):
         # Old bodies, numbers, parts and receipts pruned in small batches (smsgw/retention.py).
         # The parts of assembled long MOs go once their redelivery window is over.
         retention = dataclasses.replace(cfg.retention, dedupe_window_s=cfg.part_dedupe_window_s)
-        self.retention = RetentionService(store, retention, rules_for(self.features), self.clock)
+        self.retention = RetentionService(store, retention, rules_for(self.features), self.clock,
+                                          runs_jobs=self.runs_jobs)
         self.retention.setServiceParent(self)
         self.admin = self._admin_service(handlers)
         # USSD dialogues: the app is the handler a feature registers as "ussd" (none: "not offered").

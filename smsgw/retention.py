@@ -35,9 +35,9 @@ import sqlite3
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -45,6 +45,9 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from smsgw.log import get_logger
+
+if TYPE_CHECKING:
+    from smsgw.store import Connection
 
 __all__ = ["CORE_RULES", "RetentionConfig", "RetentionService", "Rule", "prune_batch", "rules_for", "stats", "stats_main"]
 
@@ -81,12 +84,13 @@ class RetentionConfig:
 class Rule:
     """What to remove from one table once it is older than a window.
 
-    `select` takes the named parameters :cutoff and :limit and returns the keys to remove
-    (`key_columns` of them per row), oldest first.  Each statement of `remove` then runs with
-    those keys: `{keys}` stands for `?, ?, …` (one key column), `{match}` for
-    `(a = ? AND b = ?) OR …` (several).  Children are removed before their parents.  `indexes`
-    are the CREATE INDEX IF NOT EXISTS statements that keep `select`, and the foreign-key checks
-    of `remove`, cheap on a big table.
+    `select` returns the keys to remove (`key_columns` of them per row), oldest first; its `?`
+    parameters are, in order, the values `select_params` names ("cutoff": the time before which
+    rows go, "limit": the batch size).  Each statement of `remove` then runs with those keys:
+    `{keys}` stands for `?, ?, …` (one key column), `{match}` for `(a = ? AND b = ?) OR …`
+    (several).  Children are removed before their parents.  `indexes` are the CREATE INDEX IF
+    NOT EXISTS statements that keep `select`, and the foreign-key checks of `remove`, cheap on a
+    big table.  The SQL keeps to what both engines run (smsgw/store/__init__.py).
     """
 
     name: str
@@ -96,6 +100,7 @@ class Rule:
     remove: tuple[str, ...]
     indexes: tuple[str, ...] = ()
     key_columns: tuple[str, ...] = ("id",)
+    select_params: tuple[str, ...] = ("cutoff", "limit")
 
     def __post_init__(self) -> None:
         if self.window not in WINDOWS:
@@ -109,8 +114,8 @@ CORE_RULES: Final[tuple[Rule, ...]] = (
     # reuse the highest one), which rows elsewhere (a reminder, a notice) may still name.
     Rule(
         "outbound", "outbound", "messages",
-        "SELECT id FROM outbound WHERE created_at < :cutoff AND state <> 'queued'"
-        " AND id < (SELECT MAX(id) FROM outbound) ORDER BY created_at LIMIT :limit",
+        "SELECT id FROM outbound WHERE created_at < ? AND state <> 'queued'"
+        " AND id < (SELECT MAX(id) FROM outbound) ORDER BY created_at LIMIT ?",
         (
             "DELETE FROM dlr WHERE outbound_id IN ({keys})",
             "DELETE FROM mt_part WHERE outbound_id IN ({keys})",
@@ -120,8 +125,8 @@ CORE_RULES: Final[tuple[Rule, ...]] = (
     # Processed MOs only: an unprocessed one is work the gateway redoes at start.
     Rule(
         "inbound", "inbound", "messages",
-        "SELECT id FROM inbound WHERE received_at < :cutoff AND processed_at IS NOT NULL"
-        " AND id < (SELECT MAX(id) FROM inbound) ORDER BY received_at LIMIT :limit",
+        "SELECT id FROM inbound WHERE received_at < ? AND processed_at IS NOT NULL"
+        " AND id < (SELECT MAX(id) FROM inbound) ORDER BY received_at LIMIT ?",
         (
             "UPDATE outbound SET inbound_id = NULL WHERE inbound_id IN ({keys})",
             "DELETE FROM mo_part_done WHERE inbound_id IN ({keys})",
@@ -135,22 +140,22 @@ CORE_RULES: Final[tuple[Rule, ...]] = (
     ),
     Rule(
         "dlr_unmatched", "dlr", "receipts",
-        "SELECT id FROM dlr WHERE outbound_id IS NULL AND received_at < :cutoff ORDER BY received_at LIMIT :limit",
+        "SELECT id FROM dlr WHERE outbound_id IS NULL AND received_at < ? ORDER BY received_at LIMIT ?",
         ("DELETE FROM dlr WHERE id IN ({keys})",),
         ("CREATE INDEX IF NOT EXISTS dlr_unmatched_at ON dlr (received_at) WHERE outbound_id IS NULL",),
     ),
     # The parts of a long MO once assembled: kept only to recognise a redelivered part.
     Rule(
         "mo_part_done", "mo_part_done", "dedupe",
-        "SELECT DISTINCT inbound_id FROM mo_part_done WHERE done_at < :cutoff ORDER BY inbound_id LIMIT :limit",
+        "SELECT DISTINCT inbound_id FROM mo_part_done WHERE done_at < ? ORDER BY inbound_id LIMIT ?",
         ("DELETE FROM mo_part_done WHERE inbound_id IN ({keys})",),
         ("CREATE INDEX IF NOT EXISTS mo_part_done_inbound ON mo_part_done (inbound_id)",),
     ),
     # Ended USSD dialogues; an open one is live.
     Rule(
         "ussd_session", "ussd_session", "messages",
-        "SELECT carrier, msisdn, session_ref FROM ussd_session WHERE updated_at < :cutoff AND state <> 'open'"
-        " ORDER BY updated_at LIMIT :limit",
+        "SELECT carrier, msisdn, session_ref FROM ussd_session WHERE updated_at < ? AND state <> 'open'"
+        " ORDER BY updated_at LIMIT ?",
         ("DELETE FROM ussd_session WHERE {match}",),
         ("CREATE INDEX IF NOT EXISTS ussd_session_updated ON ussd_session (updated_at)",),
         key_columns=("carrier", "msisdn", "session_ref"),
@@ -158,9 +163,10 @@ CORE_RULES: Final[tuple[Rule, ...]] = (
 )
 
 
-def prune_batch(conn: sqlite3.Connection, rule: Rule, cutoff: float, limit: int) -> int:
+def prune_batch(conn: Connection, rule: Rule, cutoff: float, limit: int) -> int:
     """One batch of `rule` (on the store's thread, inside its transaction): keys removed."""
-    rows = conn.execute(rule.select, {"cutoff": cutoff, "limit": limit}).fetchall()
+    values = {"cutoff": cutoff, "limit": limit}
+    rows = conn.execute(rule.select, [values[name] for name in rule.select_params]).fetchall()
     if not rows:
         return 0
     if len(rule.key_columns) == 1:
@@ -175,7 +181,7 @@ def prune_batch(conn: sqlite3.Connection, rule: Rule, cutoff: float, limit: int)
     return len(rows)
 
 
-def _create_indexes(conn: sqlite3.Connection, statements: Sequence[str]) -> None:
+def _create_indexes(conn: Connection, statements: Sequence[str]) -> None:
     for statement in statements:
         conn.execute(statement)
 
@@ -185,11 +191,14 @@ class RetentionService(Service):
 
     name = "retention"
 
-    def __init__(self, store: Any, config: RetentionConfig, rules: Sequence[Rule], clock: IReactorTime) -> None:
+    def __init__(self, store: Any, config: RetentionConfig, rules: Sequence[Rule], clock: IReactorTime,
+                 runs_jobs: Callable[[], bool] = lambda: True) -> None:
         self.store = store
         self.config = config
         self.rules = tuple(rules)
         self.clock = clock
+        #: Several nodes on one database: only the one holding the jobs role prunes.
+        self.runs_jobs = runs_jobs
         #: Rows' keys removed per rule since start (smsgw_retention_removed_total).
         self.removed: Counter[str] = Counter()
         self.sweeps = 0
@@ -217,6 +226,8 @@ class RetentionService(Service):
         return None
 
     def _tick(self) -> None:
+        if not self.runs_jobs():
+            return
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._sweep_logged())
 
@@ -253,11 +264,11 @@ class RetentionService(Service):
                 batches += 1
                 removed[rule.name] += count
                 self.removed[rule.name] += count
-                if count < self.config.batch_rows or not self.running:
+                if count < self.config.batch_rows or not self.running or not self.runs_jobs():
                     break
                 # A breather on the event loop, not on `clock`: live writes get the store in between.
                 await asyncio.sleep(self.config.pause_s)
-            if not self.running:
+            if not self.running or not self.runs_jobs():
                 break
         self.sweeps += 1
         self.last_sweep = {"at": now, "removed": dict(removed), "batches": batches,
@@ -285,37 +296,68 @@ _TIME_COLUMNS = ("received_at", "created_at", "done_at", "sent_at", "at", "opene
                  "changed_at", "seen_at", "chosen_at", "updated_at")
 
 
-def stats(conn: sqlite3.Connection, rules: Sequence[Rule] = CORE_RULES) -> dict[str, Any]:
-    """Per table: rows, bytes (pages used, where the engine tells), the time column and its
-    oldest value, and the retention window of the rule that prunes it (if any)."""
-    sizes: dict[str, int] = {}
-    try:
-        for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name"):
-            sizes[name] = size
-    except sqlite3.Error:
-        pass  # an SQLite built without dbstat: sizes unknown, the rest still stands
-    index_owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'").fetchall())
-    tables = [row[0] for row in conn.execute(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+def stats(conn: Any, rules: Sequence[Rule] = CORE_RULES) -> dict[str, Any]:
+    """Per table: rows, bytes (table and indexes, where the engine tells), the time column and
+    its oldest value, and the windows of the rules that prune it.  `conn` is an sqlite3 or a
+    psycopg connection (read-only is enough)."""
+    catalog: _SqliteCatalog | _PgCatalog = (
+        _SqliteCatalog(conn) if isinstance(conn, sqlite3.Connection) else _PgCatalog(conn))
     windows: dict[str, list[str]] = {}
     for rule in rules:
         # Every table a rule deletes from (parts and receipts go with their MT) follows its window.
         for table in dict.fromkeys([rule.table, *_DELETES_FROM.findall(" ".join(rule.remove))]):
             windows.setdefault(table, []).append(rule.window)
     result: dict[str, Any] = {}
-    for table in tables:
-        columns = [row[1] for row in conn.execute(f'PRAGMA table_info("{table}")')]
+    for table in catalog.tables():
+        columns = catalog.columns(table)
         time_column = next((c for c in _TIME_COLUMNS if c in columns), None)
         rows = conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
         oldest = None
         if time_column is not None:
             oldest = conn.execute(f'SELECT MIN("{time_column}") FROM "{table}"').fetchone()[0]
-        size = sizes.get(table)
-        if size is not None:
-            size += sum(s for name, s in sizes.items() if index_owner.get(name) == table)
-        result[table] = {"rows": rows, "bytes": size, "time_column": time_column, "oldest": oldest,
+        result[table] = {"rows": rows, "bytes": catalog.size(table), "time_column": time_column, "oldest": oldest,
                          "windows": windows.get(table, [])}
     return result
+
+
+class _SqliteCatalog:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self._sizes: dict[str, int] = {}
+        try:
+            self._sizes = dict(conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
+        except sqlite3.Error:
+            pass  # an SQLite built without dbstat: sizes unknown, the rest still stands
+        self._owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'").fetchall())
+
+    def tables(self) -> list[str]:
+        return [row[0] for row in self.conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
+
+    def columns(self, table: str) -> list[str]:
+        return [row[1] for row in self.conn.execute(f'PRAGMA table_info("{table}")')]
+
+    def size(self, table: str) -> int | None:
+        if table not in self._sizes:
+            return None
+        return self._sizes[table] + sum(n for name, n in self._sizes.items() if self._owner.get(name) == table)
+
+
+class _PgCatalog:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    def tables(self) -> list[str]:
+        return [row[0] for row in self.conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")]
+
+    def columns(self, table: str) -> list[str]:
+        return [row[0] for row in self.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            " AND table_name = %s", (table,))]
+
+    def size(self, table: str) -> int | None:
+        return self.conn.execute("SELECT pg_total_relation_size(%s::regclass)", (f'"{table}"',)).fetchone()[0]
 
 
 def _file_sizes(path: str) -> dict[str, int | None]:
@@ -358,56 +400,88 @@ def stats_main(argv: Sequence[str] | None = None, out: TextIO | None = None, err
                                      description="Rows, bytes and oldest row per table of the gateway's store.")
     parser.add_argument("--config", default=os.environ.get("SMSGW_CONFIG", "config/gateway.toml"),
                         help="gateway TOML file (default: %(default)s)")
-    parser.add_argument("--store", help="the database file (default: store_path of --config)")
+    parser.add_argument("--store", help="the database file or PostgreSQL URL (default: the store of --config)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     args = parser.parse_args(argv)
     from smsgw.config import ConfigError, load_config
+    from smsgw.store.plumbing import is_postgres
 
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(str(exc), file=err)
         return 2
-    path = args.store or config.store_path
-    if not os.path.exists(path):
-        print(f"no database at {path}", file=err)
+    location = args.store or config.store_location
+    postgres = is_postgres(location)
+    if not postgres and not os.path.exists(location):
+        print(f"no database at {location}", file=err)
         return 2
     from smsgw.app import features
 
     rules = rules_for(features())
+    shown = _redacted(location) if postgres else location
     try:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
-            tables = stats(conn, rules)
-            page_size, pages, free = (conn.execute(f"PRAGMA {p}").fetchone()[0]
-                                      for p in ("page_size", "page_count", "freelist_count"))
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        print(f"cannot read {path}: {exc}", file=err)
+        report = _pg_report(location, rules) if postgres else _sqlite_report(location, rules)
+    except Exception as exc:  # sqlite3.Error, psycopg.Error: unreachable, or not a store
+        print(f"cannot read {shown}: {exc}", file=err)
         return 2
     retention = dataclasses.replace(config.retention, dedupe_window_s=config.part_dedupe_window_s)
-    report = {
-        "path": path, "files": _file_sizes(path), "page_size": page_size, "pages": pages, "free_pages": free,
-        "retention": {"enabled": retention.enabled, **{w: retention.window_s(w) for w in WINDOWS}},
-        "tables": tables,
-    }
+    report = {"store": shown, **report,
+              "retention": {"enabled": retention.enabled, **{w: retention.window_s(w) for w in WINDOWS}}}
     if args.json:
         print(json.dumps(report, ensure_ascii=False), file=out)
         return 0
     now = time.time()
-    files = ", ".join(f"{os.path.basename(p)} {s / 1e6:.1f} MB" for p, s in report["files"].items() if s is not None)
-    print(f"{path}: {files}; {pages} pages of {page_size} bytes, {free} free", file=out)
+    if "pages" in report:
+        files = ", ".join(f"{os.path.basename(p)} {n / 1e6:.1f} MB" for p, n in report["files"].items()
+                          if n is not None)
+        print(f"{shown}: {files}; {report['pages']} pages of {report['page_size']} bytes, "
+              f"{report['free_pages']} free", file=out)
+    else:
+        print(f"{shown}: {report['database_bytes'] / 1e6:.1f} MB", file=out)
     print(f"retention {'on' if retention.enabled else 'OFF'}: messages {_age(retention.window_s('messages'))}, "
           f"receipts {_age(retention.window_s('receipts'))}, accounting {_age(retention.window_s('accounting'))}",
           file=out)
     print(f"{'table':<20} {'rows':>10} {'MB':>9}  {'oldest row':<12} kept for", file=out)
-    for name, t in tables.items():
+    for name, t in report["tables"].items():
         size = f"{t['bytes'] / 1e6:.2f}" if t["bytes"] is not None else "-"
         oldest = _age(now - t["oldest"]) if isinstance(t["oldest"], (int, float)) else "-"
         print(f"{name:<20} {t['rows']:>10} {size:>9}  {oldest:<12} {_window_text(retention, t['windows'], name)}",
               file=out)
     return 0
+
+
+def _sqlite_report(path: str, rules: Sequence[Rule]) -> dict[str, Any]:
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        tables = stats(conn, rules)
+        page_size, pages, free = (conn.execute(f"PRAGMA {p}").fetchone()[0]
+                                  for p in ("page_size", "page_count", "freelist_count"))
+    finally:
+        conn.close()
+    return {"files": _file_sizes(path), "page_size": page_size, "pages": pages, "free_pages": free,
+            "tables": tables}
+
+
+def _pg_report(url: str, rules: Sequence[Rule]) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.read_only = True
+        tables = stats(conn, rules)
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    return {"database_bytes": size, "tables": tables}
+
+
+def _redacted(url: str) -> str:
+    """A PostgreSQL URL without its password, for output."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def rules_for(features: Sequence[Any]) -> list[Rule]:

@@ -15,22 +15,22 @@ from smsgw.retention import Rule
 RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "parking_request", "parking_request", "messages",
-        "SELECT request_id FROM parking_request WHERE at < :cutoff ORDER BY at LIMIT :limit",
+        "SELECT request_id FROM parking_request WHERE at < ? ORDER BY at LIMIT ?",
         ("DELETE FROM parking_request WHERE request_id IN ({keys})",),
         ("CREATE INDEX IF NOT EXISTS parking_request_at ON parking_request (at)",),
         key_columns=("request_id",),
     ),
     Rule(
         "parking_pending", "parking_pending", "messages",
-        "SELECT msisdn FROM parking_pending WHERE expires_at < :cutoff ORDER BY expires_at LIMIT :limit",
+        "SELECT msisdn FROM parking_pending WHERE expires_at < ? ORDER BY expires_at LIMIT ?",
         ("DELETE FROM parking_pending WHERE msisdn IN ({keys})",),
         key_columns=("msisdn",),
     ),
     Rule(
         "parking_session", "parking_session", "accounting",
-        "SELECT s.id FROM parking_session AS s WHERE s.updated_at < :cutoff AND s.end_at < :cutoff"
-        " AND NOT EXISTS (SELECT 1 FROM parking_ledger AS l WHERE l.session_id = s.id AND l.at >= :cutoff)"
-        " ORDER BY s.updated_at LIMIT :limit",
+        "SELECT s.id FROM parking_session AS s WHERE s.updated_at < ? AND s.end_at < ?"
+        " AND NOT EXISTS (SELECT 1 FROM parking_ledger AS l WHERE l.session_id = s.id AND l.at >= ?)"
+        " ORDER BY s.updated_at LIMIT ?",
         (
             # A credit names the charge it gives back: both go, in one statement.
             "DELETE FROM parking_ledger WHERE session_id IN ({keys})",
@@ -40,5 +40,6 @@ RULES: Final[tuple[Rule, ...]] = (
             "CREATE INDEX IF NOT EXISTS parking_session_updated ON parking_session (updated_at)",
             "CREATE INDEX IF NOT EXISTS parking_ledger_charge ON parking_ledger (charge_id) WHERE charge_id IS NOT NULL",
         ),
+        select_params=("cutoff", "cutoff", "cutoff", "limit"),
     ),
 )

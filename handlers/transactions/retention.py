@@ -16,21 +16,21 @@ from smsgw.retention import Rule
 RULES: Final[tuple[Rule, ...]] = (
     Rule(
         "txn_notice", "txn_notice", "messages",
-        "SELECT id FROM txn_notice WHERE created_at < :cutoff AND state <> 'pending' ORDER BY created_at LIMIT :limit",
+        "SELECT id FROM txn_notice WHERE created_at < ? AND state <> 'pending' ORDER BY created_at LIMIT ?",
         ("DELETE FROM txn_notice WHERE id IN ({keys})",),
         ("CREATE INDEX IF NOT EXISTS txn_notice_created ON txn_notice (created_at)",),
     ),
     Rule(
         "txn_lookup_limit", "txn_lookup_limit", "messages",
-        "SELECT msisdn FROM txn_lookup_limit WHERE window_start < :cutoff ORDER BY window_start LIMIT :limit",
+        "SELECT msisdn FROM txn_lookup_limit WHERE window_start < ? ORDER BY window_start LIMIT ?",
         ("DELETE FROM txn_lookup_limit WHERE msisdn IN ({keys})",),
         ("CREATE INDEX IF NOT EXISTS txn_lookup_limit_start ON txn_lookup_limit (window_start)",),
         key_columns=("msisdn",),
     ),
     Rule(
         "txn_subscriber", "txn_subscriber", "messages",
-        "SELECT s.msisdn FROM txn_subscriber AS s WHERE s.seen_at < :cutoff AND s.opted_out = 0"
-        " AND NOT EXISTS (SELECT 1 FROM txn_msisdn AS m WHERE m.msisdn = s.msisdn) ORDER BY s.seen_at LIMIT :limit",
+        "SELECT s.msisdn FROM txn_subscriber AS s WHERE s.seen_at < ? AND s.opted_out = 0"
+        " AND NOT EXISTS (SELECT 1 FROM txn_msisdn AS m WHERE m.msisdn = s.msisdn) ORDER BY s.seen_at LIMIT ?",
         ("DELETE FROM txn_subscriber WHERE msisdn IN ({keys})",),
         ("CREATE INDEX IF NOT EXISTS txn_subscriber_seen ON txn_subscriber (seen_at)",),
         key_columns=("msisdn",),
