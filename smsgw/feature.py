@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from smsgw.admin.api import AdminRoute
     from smsgw.migrations import Component
-    from smsgw.retention import Rule
+    from smsgw.store.retention import Rule
     from smsgw.store import NewMt, Outbound, Store
 
 

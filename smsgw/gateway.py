@@ -32,7 +32,7 @@ from smsgw.metrics import GatewayMetrics
 from smsgw.message import Channel, Inbound, Lang, Reply, SessionEvent
 from smsgw.msisdn import canonical_msisdn
 from smsgw.outbound import CarrierSender, OutboundQueue
-from smsgw.retention import RetentionService, rules_for
+from smsgw.retention import RetentionService, rules_for, with_redelivery_windows
 from smsgw.router import Router
 from smsgw.smpp import constants as c
 from smsgw.smpp.connector import CarrierConnector
@@ -358,7 +358,7 @@ class Gateway(MultiService):
                     service.setServiceParent(self)
         # Old bodies, numbers, parts and receipts pruned in small batches (smsgw/retention.py).
         # The parts of assembled long MOs go once their redelivery window is over.
-        retention = dataclasses.replace(cfg.retention, dedupe_window_s=cfg.part_dedupe_window_s)
+        retention = with_redelivery_windows(cfg.retention, cfg)
         self.retention = RetentionService(store, retention, rules_for(self.features), self.clock,
                                           runs_jobs=self.runs_jobs)
         self.retention.setServiceParent(self)

@@ -1,25 +1,25 @@
 """Retention: personal data is kept no longer than it is needed, and the store stops growing.
 
 Every message body and number the gateway stores (MO and MT rows, their parts and receipts, USSD
-dialogues, feature rows such as notification texts) is deleted once it is older than
-`[retention] messages_days`; receipts that never matched an MT after `receipts_days`; the parts
-of long MOs already assembled once their redelivery window (`[gateway] part_dedupe_window_s`) is
-over; the parking
-ledger and its sessions (settlement data) only after `accounting_days`.  What is still being
-worked on is never touched: an MO not yet processed, an MT still queued.
+dialogues, feature rows such as notification texts and pending questions) is deleted once it is
+older than `[retention] messages_days`; receipts that never matched an MT after `receipts_days`;
+the redelivery fingerprints of MOs after `[gateway] mo_dedupe_window_s`, the parts of assembled
+long MOs after `part_dedupe_window_s`; the parking ledger and its sessions (settlement data)
+only after `accounting_days`.  What is still being worked on is never touched: an MO not yet
+processed, an MT still queued.
 
-Each `Rule` is plain SQL, so another engine can run it as is: a SELECT of at most `limit` keys
-older than a cutoff (using an index the rule brings, created if missing), then DELETE (or
-UPDATE) statements for those keys, children first.  `RetentionService` runs the rules in small
-batches, each one write of the store's group commit, with a pause between batches, so pruning
-takes turns with live traffic instead of holding the write lock for a long delete; a sweep
-repeats every `interval_s`.  Features bring rules for their own tables (`Feature.retention`).
+What goes is the store's business (smsgw/store/retention.py: rules of plain SQL both engines
+run; features bring rules for their own tables through `Feature.retention`).  When is decided
+here: `RetentionService` sweeps every `interval_s`, each rule in batches of `batch_rows` keys,
+each batch one write of the store's group commit, with a pause between batches, so pruning takes
+turns with live traffic instead of holding the write lock for a long delete.  With several nodes
+on one PostgreSQL only the node holding the jobs role sweeps.
 
 `smsgw store stats` (`stats_main`) shows each table's rows, bytes and oldest row beside the
-windows in force.  Tables not pruned here on purpose: the transactions and their registered
-numbers (the back office's records, changed through its feed), opt-outs (a STOP must be
-honoured for as long as the number may be notified), language choices made in the USSD menu
-(ussd_language), route changes and the audit log (no message bodies, numbers masked).
+windows in force.  Tables not pruned on purpose: the transactions and their registered numbers
+(the back office's records, changed through its feed), opt-outs (a STOP must be honoured for as
+long as the number may be notified), language choices made in the USSD menu (ussd_language),
+route changes and the audit log (no message bodies, numbers masked).
 """
 
 from __future__ import annotations
@@ -27,17 +27,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import functools
 import json
 import os
-import re
 import sqlite3
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TextIO
+from typing import Any, Final, TextIO
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -45,17 +43,13 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 
 from smsgw.log import get_logger
+from smsgw.store.retention import CORE_RULES, WINDOWS, Rule, stats
 
-if TYPE_CHECKING:
-    from smsgw.store import Connection
-
-__all__ = ["CORE_RULES", "RetentionConfig", "RetentionService", "Rule", "prune_batch", "rules_for", "stats", "stats_main"]
+__all__ = ["CORE_RULES", "DAY", "RetentionConfig", "RetentionService", "Rule", "rules_for", "stats_main"]
 
 log = get_logger(__name__)
 
 DAY: Final = 86400.0
-#: Windows a rule can name, each a `RetentionConfig` setting.
-WINDOWS: Final = ("messages", "receipts", "dedupe", "accounting")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,7 +60,10 @@ class RetentionConfig:
     messages_days: float = 90.0  # MO/MT bodies and numbers, parts, receipts, dialogues, notices
     receipts_days: float = 7.0  # delivery receipts that never matched an MT
     accounting_days: float = 3650.0  # parking sessions and ledger: what settlements are made of
-    dedupe_window_s: float = 3600.0  # parts of assembled long MOs: [gateway] part_dedupe_window_s
+    # The redelivery windows are [gateway] settings (the gateway fills them in): what is kept for
+    # them is needed for exactly that long.
+    part_redelivery_s: float = 3600.0  # parts of assembled long MOs: part_dedupe_window_s
+    mo_redelivery_s: float = 86400.0  # the fingerprints of accepted MOs: mo_dedupe_window_s
     batch_rows: int = 200  # keys removed per write: the longest a live write waits behind pruning
     pause_s: float = 0.05  # between two batches
     interval_s: float = 300.0  # between sweeps
@@ -75,115 +72,10 @@ class RetentionConfig:
         return {
             "messages": self.messages_days * DAY,
             "receipts": self.receipts_days * DAY,
-            "dedupe": self.dedupe_window_s,
+            "part_redelivery": self.part_redelivery_s,
+            "mo_redelivery": self.mo_redelivery_s,
             "accounting": self.accounting_days * DAY,
         }[window]
-
-
-@dataclass(frozen=True)
-class Rule:
-    """What to remove from one table once it is older than a window.
-
-    `select` returns the keys to remove (`key_columns` of them per row), oldest first; its `?`
-    parameters are, in order, the values `select_params` names ("cutoff": the time before which
-    rows go, "limit": the batch size).  Each statement of `remove` then runs with those keys:
-    `{keys}` stands for `?, ?, …` (one key column), `{match}` for `(a = ? AND b = ?) OR …`
-    (several).  Children are removed before their parents.  `indexes` are the CREATE INDEX IF
-    NOT EXISTS statements that keep `select`, and the foreign-key checks of `remove`, cheap on a
-    big table.  The SQL keeps to what both engines run (smsgw/store/__init__.py).
-    """
-
-    name: str
-    table: str
-    window: str
-    select: str
-    remove: tuple[str, ...]
-    indexes: tuple[str, ...] = ()
-    key_columns: tuple[str, ...] = ("id",)
-    select_params: tuple[str, ...] = ("cutoff", "limit")
-
-    def __post_init__(self) -> None:
-        if self.window not in WINDOWS:
-            raise ValueError(f"retention rule {self.name}: unknown window {self.window!r}")
-
-
-CORE_RULES: Final[tuple[Rule, ...]] = (
-    # MTs first: a reply goes with the MO it answered, and the MO rule below then finds no reply
-    # pointing at it.  A queued MT is still to be sent (its validity expires it long before).  The
-    # newest row of a table always stays, so that an id is never given out twice (SQLite would
-    # reuse the highest one), which rows elsewhere (a reminder, a notice) may still name.
-    Rule(
-        "outbound", "outbound", "messages",
-        "SELECT id FROM outbound WHERE created_at < ? AND state <> 'queued'"
-        " AND id < (SELECT MAX(id) FROM outbound) ORDER BY created_at LIMIT ?",
-        (
-            "DELETE FROM dlr WHERE outbound_id IN ({keys})",
-            "DELETE FROM mt_part WHERE outbound_id IN ({keys})",
-            "DELETE FROM outbound WHERE id IN ({keys})",
-        ),
-    ),
-    # Processed MOs only: an unprocessed one is work the gateway redoes at start.
-    Rule(
-        "inbound", "inbound", "messages",
-        "SELECT id FROM inbound WHERE received_at < ? AND processed_at IS NOT NULL"
-        " AND id < (SELECT MAX(id) FROM inbound) ORDER BY received_at LIMIT ?",
-        (
-            "UPDATE outbound SET inbound_id = NULL WHERE inbound_id IN ({keys})",
-            "DELETE FROM mo_part_done WHERE inbound_id IN ({keys})",
-            "DELETE FROM inbound WHERE id IN ({keys})",
-        ),
-        # Deleting an MO makes the database look for the rows that point at it.
-        (
-            "CREATE INDEX IF NOT EXISTS outbound_inbound ON outbound (inbound_id) WHERE inbound_id IS NOT NULL",
-            "CREATE INDEX IF NOT EXISTS mo_part_done_inbound ON mo_part_done (inbound_id)",
-        ),
-    ),
-    Rule(
-        "dlr_unmatched", "dlr", "receipts",
-        "SELECT id FROM dlr WHERE outbound_id IS NULL AND received_at < ? ORDER BY received_at LIMIT ?",
-        ("DELETE FROM dlr WHERE id IN ({keys})",),
-        ("CREATE INDEX IF NOT EXISTS dlr_unmatched_at ON dlr (received_at) WHERE outbound_id IS NULL",),
-    ),
-    # The parts of a long MO once assembled: kept only to recognise a redelivered part.
-    Rule(
-        "mo_part_done", "mo_part_done", "dedupe",
-        "SELECT DISTINCT inbound_id FROM mo_part_done WHERE done_at < ? ORDER BY inbound_id LIMIT ?",
-        ("DELETE FROM mo_part_done WHERE inbound_id IN ({keys})",),
-        ("CREATE INDEX IF NOT EXISTS mo_part_done_inbound ON mo_part_done (inbound_id)",),
-    ),
-    # Ended USSD dialogues; an open one is live.
-    Rule(
-        "ussd_session", "ussd_session", "messages",
-        "SELECT carrier, msisdn, session_ref FROM ussd_session WHERE updated_at < ? AND state <> 'open'"
-        " ORDER BY updated_at LIMIT ?",
-        ("DELETE FROM ussd_session WHERE {match}",),
-        ("CREATE INDEX IF NOT EXISTS ussd_session_updated ON ussd_session (updated_at)",),
-        key_columns=("carrier", "msisdn", "session_ref"),
-    ),
-)
-
-
-def prune_batch(conn: Connection, rule: Rule, cutoff: float, limit: int) -> int:
-    """One batch of `rule` (on the store's thread, inside its transaction): keys removed."""
-    values = {"cutoff": cutoff, "limit": limit}
-    rows = conn.execute(rule.select, [values[name] for name in rule.select_params]).fetchall()
-    if not rows:
-        return 0
-    if len(rule.key_columns) == 1:
-        params: list[Any] = [row[0] for row in rows]
-        fill = {"keys": ",".join("?" * len(rows)), "match": ""}
-    else:
-        term = "(" + " AND ".join(f"{column} = ?" for column in rule.key_columns) + ")"
-        params = [value for row in rows for value in row]
-        fill = {"keys": "", "match": " OR ".join([term] * len(rows))}
-    for statement in rule.remove:
-        conn.execute(statement.format(**fill), params)
-    return len(rows)
-
-
-def _create_indexes(conn: Connection, statements: Sequence[str]) -> None:
-    for statement in statements:
-        conn.execute(statement)
 
 
 class RetentionService(Service):
@@ -245,8 +137,7 @@ class RetentionService(Service):
         """Remove everything past its window, batch by batch; returns keys removed per rule."""
         if not self._indexed:
             started = time.monotonic()
-            await self.store.write(functools.partial(
-                _create_indexes, statements=list(dict.fromkeys(i for r in self.rules for i in r.indexes))))
+            await self.store.prepare_retention(self.rules)
             self._indexed = True
             log.info("retention_indexes_ready", ms=round((time.monotonic() - started) * 1000, 1))
         now = self.clock.seconds()
@@ -258,8 +149,7 @@ class RetentionService(Service):
             cutoff = now - self.config.window_s(rule.window)
             while True:
                 began = time.monotonic()
-                count = await self.store.write(functools.partial(
-                    prune_batch, rule=rule, cutoff=cutoff, limit=self.config.batch_rows))
+                count = await self.store.prune(rule, cutoff, self.config.batch_rows)
                 slowest = max(slowest, time.monotonic() - began)
                 batches += 1
                 removed[rule.name] += count
@@ -289,77 +179,6 @@ async def _quietly(future: asyncio.Future[Any]) -> None:
 # --------------------------------------------------------------------------------------------------
 # smsgw store stats
 
-_DELETES_FROM = re.compile(r"DELETE FROM (\w+)")
-
-#: Columns that say when a row was written, in order of preference, for "oldest row".
-_TIME_COLUMNS = ("received_at", "created_at", "done_at", "sent_at", "at", "opened_at", "window_start",
-                 "changed_at", "seen_at", "chosen_at", "updated_at")
-
-
-def stats(conn: Any, rules: Sequence[Rule] = CORE_RULES) -> dict[str, Any]:
-    """Per table: rows, bytes (table and indexes, where the engine tells), the time column and
-    its oldest value, and the windows of the rules that prune it.  `conn` is an sqlite3 or a
-    psycopg connection (read-only is enough)."""
-    catalog: _SqliteCatalog | _PgCatalog = (
-        _SqliteCatalog(conn) if isinstance(conn, sqlite3.Connection) else _PgCatalog(conn))
-    windows: dict[str, list[str]] = {}
-    for rule in rules:
-        # Every table a rule deletes from (parts and receipts go with their MT) follows its window.
-        for table in dict.fromkeys([rule.table, *_DELETES_FROM.findall(" ".join(rule.remove))]):
-            windows.setdefault(table, []).append(rule.window)
-    result: dict[str, Any] = {}
-    for table in catalog.tables():
-        columns = catalog.columns(table)
-        time_column = next((c for c in _TIME_COLUMNS if c in columns), None)
-        rows = conn.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()[0]
-        oldest = None
-        if time_column is not None:
-            oldest = conn.execute(f'SELECT MIN("{time_column}") FROM "{table}"').fetchone()[0]
-        result[table] = {"rows": rows, "bytes": catalog.size(table), "time_column": time_column, "oldest": oldest,
-                         "windows": windows.get(table, [])}
-    return result
-
-
-class _SqliteCatalog:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self._sizes: dict[str, int] = {}
-        try:
-            self._sizes = dict(conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name").fetchall())
-        except sqlite3.Error:
-            pass  # an SQLite built without dbstat: sizes unknown, the rest still stands
-        self._owner = dict(conn.execute("SELECT name, tbl_name FROM sqlite_master WHERE type = 'index'").fetchall())
-
-    def tables(self) -> list[str]:
-        return [row[0] for row in self.conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")]
-
-    def columns(self, table: str) -> list[str]:
-        return [row[1] for row in self.conn.execute(f'PRAGMA table_info("{table}")')]
-
-    def size(self, table: str) -> int | None:
-        if table not in self._sizes:
-            return None
-        return self._sizes[table] + sum(n for name, n in self._sizes.items() if self._owner.get(name) == table)
-
-
-class _PgCatalog:
-    def __init__(self, conn: Any) -> None:
-        self.conn = conn
-
-    def tables(self) -> list[str]:
-        return [row[0] for row in self.conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename")]
-
-    def columns(self, table: str) -> list[str]:
-        return [row[0] for row in self.conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema()"
-            " AND table_name = %s", (table,))]
-
-    def size(self, table: str) -> int | None:
-        return self.conn.execute("SELECT pg_total_relation_size(%s::regclass)", (f'"{table}"',)).fetchone()[0]
-
-
 def _file_sizes(path: str) -> dict[str, int | None]:
     out: dict[str, int | None] = {}
     for suffix in ("", "-wal", "-shm"):
@@ -380,9 +199,8 @@ def _age(seconds: float | None) -> str:
     return f"{seconds / DAY:.1f} d"
 
 
-#: Tables the store prunes by itself, as their own rule says.
+#: Tables the store empties by itself as it works.
 _PRUNED_BY_THE_STORE = {
-    "mo_seen": "[gateway] mo_dedupe_window_s (by the store)",
     "mo_part": "until assembled, or mo_reassembly_timeout_s",
 }
 
@@ -425,7 +243,7 @@ def stats_main(argv: Sequence[str] | None = None, out: TextIO | None = None, err
     except Exception as exc:  # sqlite3.Error, psycopg.Error: unreachable, or not a store
         print(f"cannot read {shown}: {exc}", file=err)
         return 2
-    retention = dataclasses.replace(config.retention, dedupe_window_s=config.part_dedupe_window_s)
+    retention = with_redelivery_windows(config.retention, config)
     report = {"store": shown, **report,
               "retention": {"enabled": retention.enabled, **{w: retention.window_s(w) for w in WINDOWS}}}
     if args.json:
@@ -487,3 +305,9 @@ def _redacted(url: str) -> str:
 def rules_for(features: Sequence[Any]) -> list[Rule]:
     """The core rules, then each feature's own."""
     return [*CORE_RULES, *(rule for feature in features for rule in feature.retention)]
+
+
+def with_redelivery_windows(retention: RetentionConfig, config: Any) -> RetentionConfig:
+    """`retention` with the redelivery windows of the gateway's config (`[gateway]`)."""
+    return dataclasses.replace(retention, part_redelivery_s=config.part_dedupe_window_s,
+                               mo_redelivery_s=config.mo_dedupe_window_s)

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.usefixtures("store_engine")
 
 NOW = 1_800_000_000.0
 RULES = (*CORE_RULES, *PARKING_RULES, *TXN_RULES)
-CONFIG = RetentionConfig(messages_days=90, receipts_days=7, accounting_days=400, dedupe_window_s=3600,
+CONFIG = RetentionConfig(messages_days=90, receipts_days=7, accounting_days=400, part_redelivery_s=3600,
                          batch_rows=200, pause_s=0.001)
 
 
@@ -170,10 +170,12 @@ async def test_pruning_goes_in_batches_of_batch_rows(tmp_path: Path) -> None:
         commits = store.commits
         removed = await service.sweep()
         assert removed["outbound"] == 45 and removed["inbound"] == 45
-        # 5 batches per rule for 45 rows (the last one short), plus one each for the empty rules
-        # and one to create the indexes.
-        assert service.last_sweep["batches"] == 5 + 5 + 3
-        assert store.commits - commits >= 13
+        assert removed["mo_seen"] == 46  # every fingerprint is past its day, the newest MO's too
+        # 5 batches per rule for 45 or 46 keys (the last one short), one each for the rules with
+        # nothing to remove (unmatched receipts, assembled parts, USSD dialogues), and one to
+        # create the indexes.
+        assert service.last_sweep["batches"] == 5 + 5 + 5 + 3
+        assert store.commits - commits >= 19
     finally:
         await store.close()
 

@@ -280,13 +280,19 @@ async def test_the_same_mo_after_the_window_is_a_new_message(tmp_path: Path) -> 
 
 @on_loop
 async def test_remembered_mo_ids_are_pruned_after_the_window(tmp_path: Path) -> None:
-    """The fingerprints of accepted MOs are kept for the window only: the table stays bounded."""
+    """The fingerprints of accepted MOs are kept for the window only: retention deletes older
+    ones (in batches, not inside an MO's write), and the table stays bounded."""
+    from smsgw.store.retention import CORE_RULES
+
+    [rule] = [r for r in CORE_RULES if r.table == "mo_seen"]
     path = location(tmp_path, "gw.db")
     store = await Store.open(path, mo_dedupe_window=600.0)
     try:
         for i in range(10):
             await store.accept_mo(mo(0, msg_id=f"old-{i}", received_at=T0 + i))
         await store.accept_mo(mo(0, msg_id="new", received_at=T0 + 3600))
+        assert await store.prune(rule, T0 + 3600 - 600, 4) == 4
+        assert await store.prune(rule, T0 + 3600 - 600, 100) == 6
         assert peek(path, "SELECT carrier_msg_id FROM mo_seen") == [("new",)]
         assert (await store.counts())["mo_received"] == 11  # the messages themselves are kept
     finally:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from smsgw.retention import Rule
+from smsgw.store.retention import Rule
 
 RULES: Final[tuple[Rule, ...]] = (
     Rule(

@@ -15,9 +15,9 @@ rather than SQLite's TOTAL; CASE rather than IIF; `floor()` (given to SQLite bui
 INSERT ... ON CONFLICT ... DO UPDATE/NOTHING; no PRAGMA or rowid outside the SQLite engine.
 Column types in migrations are SQLite's, mapped for PostgreSQL by dialect.py.
 
-Retention lives in smsgw/retention.py: old rows are deleted there, in small batches that go
-through `write` like any other.  Here, mo_part_done rows are pruned after `part_dedupe_window`
-and mo_seen rows (the redelivery fingerprints) after `mo_dedupe_window`.
+Old rows go by retention.py's rules (scheduled by smsgw/retention.py), in small batches that go
+through `write` like any other: messages, their parts and receipts, the redelivery fingerprints
+(mo_seen), the parts of assembled long MOs.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from smsgw.store.inbound import InboundArea
 from smsgw.store.plumbing import is_postgres
 from smsgw.store.receipts import ReceiptArea
 from smsgw.store.reports import ReportArea
+from smsgw.store.retention import RetentionArea
 from smsgw.store.types import (
     DELIVERED,
     DLR_DELIVERED,
@@ -53,5 +54,5 @@ __all__ = [
 ]
 
 
-class Store(InboundArea, ReceiptArea, ReportArea):
+class Store(InboundArea, ReceiptArea, ReportArea, RetentionArea):
     """The only owner of durable state.  Create with `await Store.open(path_or_url)`."""

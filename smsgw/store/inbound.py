@@ -8,7 +8,9 @@ their parts, marked processed together with their replies.
   loses neither or redoes both, and a second run of it for the same MO inserts nothing.
 * A redelivery is the same carrier MO id with the same content within `mo_dedupe_window`
   (smsgw/redelivery.py); the decision is one upsert on mo_seen's key, so with several nodes on one
-  database the second copy waits on the key and then finds it claimed.
+  database the second copy waits on the key and then finds it claimed.  A claim older than the
+  window is taken over by the next MO with its key; retention deletes the old ones, in batches
+  (smsgw/store/retention.py), so no MO's write carries a large delete.
 * Parts of a long MO are stored as they arrive (never lost) and turned into one Inbound when the
   last one comes, or by the reassembly sweep at the timeout; a part redelivered after its group
   was assembled is recognised for `part_dedupe_window` seconds.
@@ -29,7 +31,6 @@ from smsgw.store.types import Connection, NewMo, NewMoPart, NewMt, Outbound, Par
 log = get_logger(__name__)
 
 INBOUND_COLS = "id, carrier, msisdn, short_code, text, received_at, channel, session_event, session_id"
-_MO_SEEN_PRUNE_EVERY_S = 60.0
 _PART_KEY_WHERE = "carrier = ? AND msisdn = ? AND short_code = ? AND ref = ? AND total = ?"
 
 
@@ -52,8 +53,6 @@ class InboundArea(OutboundArea):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # When mo_seen was last pruned (connection thread only); 0: at the first MO.
-        self._mo_seen_pruned_at = 0.0
         #: Several nodes: this node's incarnation, stored with each MO it accepts, so the MOs a dead
         #: node left unprocessed can be told from a live node's; None on a single node.
         self.node_tag: Callable[[], str | None] = lambda: None
@@ -101,7 +100,6 @@ class InboundArea(OutboundArea):
         )
         inbound_id: int = cur.lastrowid  # type: ignore[assignment]
         if fingerprint is not None:
-            self._prune_mo_seen(conn, mo.received_at)
             claimed = conn.execute(
                 "INSERT INTO mo_seen (carrier, carrier_msg_id, content_hash, inbound_id, received_at)"
                 " VALUES (?, ?, ?, ?, ?)"
@@ -131,13 +129,6 @@ class InboundArea(OutboundArea):
             session_id=mo.session_id,
         )
         return inbound, False
-
-    def _prune_mo_seen(self, conn: Connection, now: float) -> None:
-        """Forget claims older than the window, at most once a minute (the table stays window-sized)."""
-        if now - self._mo_seen_pruned_at < _MO_SEEN_PRUNE_EVERY_S:
-            return
-        conn.execute("DELETE FROM mo_seen WHERE received_at < ?", (now - self._mo_dedupe_window,))
-        self._mo_seen_pruned_at = now
 
     async def accept_mo_part(
         self, part: NewMoPart, assemble: Callable[[dict[int, bytes], int], str | None]
