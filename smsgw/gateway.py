@@ -37,6 +37,7 @@ from smsgw.smpp.connector import CarrierConnector
 from smsgw.smpp.pdu import Pdu
 from smsgw.store import NewMo, NewMoPart, NewMt, Store, StoreUnavailable
 from smsgw.textnorm import detect_lang
+from smsgw.traffic import TrafficLog
 from smsgw.ussd.channel import UssdChannel
 from smsgw.ussd.dialogue import find_app
 from smsgw.ussd.sessions import SCHEMA as USSD_SESSIONS
@@ -94,6 +95,7 @@ class Gateway(MultiService):
         self.context: ServiceContext | None = None
         self.queue: OutboundQueue | None = None
         self.ussd: UssdChannel | None = None  # USSD dialogues (smsgw/ussd), built at start
+        self.traffic: TrafficLog | None = None  # the periodic `traffic` event, built at start
         self.accepting = False
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -148,6 +150,8 @@ class Gateway(MultiService):
         self.ussd = UssdChannel(store, self.clock, lambda: self.carriers, self.queue.enqueue,
                                 find_app(handlers))
         self.ussd.setServiceParent(self)
+        self.traffic = TrafficLog(self)  # per-message events are at debug: their counts at info
+        self.traffic.setServiceParent(self)
         backlog = (await store.counts()).get("mt_queued", 0)
         for sender in senders.values():
             sender.load_backlog()
@@ -340,13 +344,13 @@ class Gateway(MultiService):
         if duplicate:
             self.counters["mo_duplicate"] += 1
             self.carrier_counters[carrier.name, "mo_duplicate"] += 1
-            log.info("mo_duplicate", carrier=carrier.name, msisdn=mask_msisdn(msisdn))
+            log.debug("mo_duplicate", carrier=carrier.name, msisdn=mask_msisdn(msisdn))
             return c.ESME_ROK
         self.counters["mo"] += 1
         self.carrier_counters[carrier.name, "mo_accepted"] += 1
         if inbound is not None:
-            log.info("mo_accepted", carrier=carrier.name, msisdn=mask_msisdn(msisdn), inbound_id=inbound.id,
-                     short_code=short_code)
+            log.debug("mo_accepted", carrier=carrier.name, msisdn=mask_msisdn(msisdn), inbound_id=inbound.id,
+                      short_code=short_code)
             self._spawn(self._process(inbound))
         return c.ESME_ROK
 
