@@ -52,8 +52,8 @@ def py_spy() -> str | None:
     return found if Path(found).exists() else None
 
 
-def load_request(workload: str, count: int, base: int, transactions: int) -> dict[str, Any]:
-    request: dict[str, Any] = {"op": "load", "count": count, "rate": 0, "msisdn_base": base, "settle_s": 1.0}
+def load_request(workload: str, count: int, base: int, transactions: int, rate: float = 0) -> dict[str, Any]:
+    request: dict[str, Any] = {"op": "load", "count": count, "rate": rate, "msisdn_base": base, "settle_s": 1.0}
     if workload == "help":
         request.update(keyword="HELP", to="90091")
     elif workload == "parking":
@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tps", type=float, default=20000.0)
     parser.add_argument("--log-level", default="info", help="the gateway's log level (default: the shipped one)")
     parser.add_argument("--transactions", type=int, default=100_000, help="transactions in the store (status)")
+    parser.add_argument("--offered", type=float, default=0.0,
+                        help="MOs per second offered in both runs (0: all at once, saturation); a fixed rate "
+                             "keeps the work per message comparable between two trees on a noisy machine")
     parser.add_argument("--rate", type=int, default=200, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path, help="keep py-spy's raw stacks here")
@@ -158,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             control(control_port, load_request(args.workload, WARMUP, bases["warmup"], args.transactions), 300)
             before = cpu_seconds([gateway.pid])
             unobserved = control(control_port, load_request(args.workload, args.count, bases["unobserved"],
-                                                            args.transactions), 900)
+                                                            args.transactions, args.offered), 900)
             cpu = cpu_seconds([gateway.pid]) - before
             profiled: dict[str, Any] = {}
             if spy is not None:
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 time.sleep(1.0)  # attached before the first MO
                 profiled = control(control_port, load_request(args.workload, args.count, bases["profiled"],
-                                                              args.transactions), 900)
+                                                              args.transactions, args.offered), 900)
                 spy_proc.send_signal(signal.SIGINT)
                 spy_proc.wait(60)
                 profiled["sampled_s"] = profiled.get("elapsed_s") or 0
@@ -186,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "mo_count": args.count,
             "window": args.window,
             "log_level": args.log_level,
+            "offered": args.offered or "saturation",
             "mo_mt_msgs_per_s": unobserved.get("msgs_per_s"),
             "cpu_us_per_mo_mt": round(cpu * 1e6 / replied) if replied else None,
             "cpu_util": round(cpu / unobserved["elapsed_s"], 2) if unobserved.get("elapsed_s") else None,
