@@ -162,6 +162,9 @@ def run_daemon(config_path: str, simulators: bool = True) -> int:
     state: dict[str, Any] = {}
 
     async def main(reactor: Any) -> None:
+        from smsgw import reactor as smsgw_reactor
+
+        log.info("event_loop", loop=smsgw_reactor.event_loop or type(asyncio.get_running_loop()).__name__)
         gateway, sims = await start_stack(config, reactor, simulators=simulators)
         state["gateway"], state["sims"] = gateway, sims
         asyncio.get_running_loop().add_signal_handler(
