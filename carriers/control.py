@@ -14,6 +14,7 @@ of each request has an event in FINAL_EVENTS.
   {"op":"faults","carrier":..,"set":{"throttle_storm":true}} or {"op":"faults","carrier":..,"reset":true}
                                                    → {"event":"ok","faults":{...}}
   {"op":"garbage","carrier":..,"kind":"unknown_command"}  → {"event":"ok","sessions":n}
+  {"op":"restart_counter","carrier":..}            → {"event":"ok"}  (ids start again: they repeat)
   {"op":"reset"}                                   → {"event":"ok"}  (forget recorded messages)
   {"op":"inject","mos":[{"carrier":..,"from":..,"to":..,"text":..}, ...]}
                                                    → {"event":"ok","mo_ids":[..]}  (no waiting for replies)
@@ -27,6 +28,14 @@ of each request has an event in FINAL_EVENTS.
                                                       "end":false,"rtt_ms":..} or {"event":"timeout"}
   {"op":"answer","dialogue":"ooredoo-1","text":"1","timeout":10}  → the next screen, as for dial
   {"op":"hangup","dialogue":"ooredoo-1"}           → {"event":"ok","state":"aborted"}
+  {"op":"watch","msisdn":"96891234567","carriers":[..],"count":0,"timeout":0}
+                                                   → {"event":"watching",..} once listening, then {"event":"mt","carrier":..,"from":..,"to":..,"text":..,
+                                                      "parts":n,"at":..} for every SMS any of the carriers
+                                                      delivers to that handset as it arrives, until `count`
+                                                      messages (0: no limit), `timeout` s (0: none) or the
+                                                      client hangs up; then {"event":"done"|"timeout",..}
+  {"op":"power","carrier":..,"msisdn":..,"on":false} → {"event":"ok","held":n}  (a handset out of coverage:
+                                                      its MTs are kept until it is back or they expire)
   anything malformed                               → {"event":"error","message":..}
 
 Unauthenticated by design: it is a test instrument. Listen on loopback only.
@@ -103,8 +112,9 @@ class ControlServer:
             waits.append(connection.closed)
         return defer.gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
 
-    async def handle(self, request: Any, emit: Emit) -> None:
-        """Carry out one request, answering through `emit`; never raises."""
+    async def handle(self, request: Any, emit: Emit, closed: Deferred[None] | None = None) -> None:
+        """Carry out one request, answering through `emit`; never raises. `closed` fires when the
+        client hangs up (a watch then ends)."""
         request_id = request.get("id") if isinstance(request, dict) else None
 
         def reply(obj: dict[str, Any]) -> None:
@@ -116,9 +126,12 @@ class ControlServer:
             if not isinstance(request, dict):
                 raise ControlError("a request is a JSON object")
             op = request.get("op")
+            if op == "watch":
+                await self._op_watch(request, reply, closed)
+                return
             handler = self._OPS.get(op) if isinstance(op, str) else None
             if handler is None:
-                raise ControlError(f"unknown op {op!r}; known: {', '.join(sorted(self._OPS))}")
+                raise ControlError(f"unknown op {op!r}; known: {', '.join(sorted([*self._OPS, 'watch']))}")
             await handler(self, request, reply)
         except (ControlError, ValueError, KeyError, TypeError) as exc:
             reply({"event": "error", "message": str(exc.args[0] if isinstance(exc, KeyError) else exc)})
@@ -176,6 +189,64 @@ class ControlServer:
                 timer.cancel()
         reply({"event": how, "received": len(received)})
 
+    async def _op_watch(self, request: dict[str, Any], reply: Emit, closed: Deferred[None] | None) -> None:
+        """Every SMS delivered to one handset, on any of the carriers, as it arrives (`smsgw handset`)."""
+        msisdn = _field(request, "msisdn", str)
+        smscs = self._smscs(request)
+        count = int(request.get("count", 0))
+        timeout = float(request.get("timeout", 0))
+        if count < 0 or timeout < 0:
+            raise ControlError("count and timeout must be >= 0 (0: no limit)")
+        finished: Deferred[str] = Deferred()
+        seen = 0
+
+        def listener(smsc: Smsc) -> Callable[[HandsetMessage], None]:
+            def on_message(message: HandsetMessage) -> None:
+                nonlocal seen
+                if finished.called:
+                    return
+                seen += 1
+                reply({"event": "mt", "carrier": smsc.name, "from": message.source, "to": message.msisdn,
+                       "text": message.text, "parts": message.parts, "at": message.received_at})
+                if count and seen >= count:
+                    finished.callback("done")
+
+            return on_message
+
+        unsubscribes = [smsc.subscribe_handset(listener(smsc), msisdn) for smsc in smscs]
+        timer = self.wait_clock.callLater(timeout, lambda: finished.called or finished.callback("timeout")) \
+            if timeout else None
+        if closed is not None:
+            def hung_up(result: Any) -> Any:
+                if not finished.called:
+                    finished.callback("closed")
+                return result
+
+            closed.addBoth(hung_up)
+        log.info("control_watch", msisdn=mask_msisdn(msisdn), carriers=[smsc.name for smsc in smscs])
+        reply({"event": "watching", "msisdn": msisdn, "carriers": [smsc.name for smsc in smscs]})
+        try:
+            how = await finished
+        finally:
+            for unsubscribe in unsubscribes:
+                unsubscribe()
+            if timer is not None and timer.active():
+                timer.cancel()
+        reply({"event": how if how != "closed" else "done", "received": seen})
+
+    async def _op_power(self, request: dict[str, Any], reply: Emit) -> None:
+        smsc = self._smsc(request)
+        msisdn = _field(request, "msisdn", str)
+        on = request.get("on")
+        if not isinstance(on, bool):
+            raise ControlError("on must be true or false")
+        if on:
+            delivered = smsc.switch_on(msisdn)
+            reply({"event": "ok", "on": True, "delivered": delivered})
+        else:
+            smsc.switch_off(msisdn)
+            reply({"event": "ok", "on": False, "held": len(smsc.held_messages(msisdn))})
+
     async def _op_status(self, request: dict[str, Any], reply: Emit) -> None:
         reply({"event": "status", "carriers": {name: smsc.status() for name, smsc in self.smscs.items()}})
 
@@ -208,6 +279,11 @@ class ControlServer:
         smsc.faults.update(**changes)
         log.info("control_faults", carrier=smsc.name, faults=smsc.faults.as_dict())
         reply({"event": "ok", "faults": smsc.faults.as_dict()})
+
+    async def _op_restart_counter(self, request: dict[str, Any], reply: Emit) -> None:
+        smsc = self._smsc(request)
+        smsc.restart_counter()
+        reply({"event": "ok"})
 
     async def _op_garbage(self, request: dict[str, Any], reply: Emit) -> None:
         smsc = self._smsc(request)
@@ -310,9 +386,11 @@ class ControlServer:
         "dial": _op_dial,
         "answer": _op_answer,
         "hangup": _op_hangup,
+        "power": _op_power,
         "status": _op_status,
         "load": _op_load,
         "faults": _op_faults,
+        "restart_counter": _op_restart_counter,
         "garbage": _op_garbage,
         "reset": _op_reset,
         "inject": _op_inject,
@@ -368,7 +446,7 @@ class _ControlProtocol(LineReceiver):
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             self.emit({"event": "error", "message": f"bad JSON: {exc}"})
             return
-        defer.ensureDeferred(self.server.handle(request, self.emit))
+        defer.ensureDeferred(self.server.handle(request, self.emit, self.closed))
 
     def lineLengthExceeded(self, line: bytes) -> None:
         self.emit({"event": "error", "message": f"request longer than {MAX_LINE} bytes"})
@@ -378,11 +456,13 @@ class _ControlProtocol(LineReceiver):
 # -- clients ------------------------------------------------------------------------------------
 
 
-def control_request(host: str, port: int, request: dict[str, Any], timeout: float = 30.0) -> Iterator[dict[str, Any]]:
+def control_request(
+    host: str, port: int, request: dict[str, Any], timeout: float | None = 30.0
+) -> Iterator[dict[str, Any]]:
     """Blocking client for CLI tools: send one request, yield each answer line up to the final one.
 
     `timeout` bounds each wait for a line (socket.timeout is raised past it); give a "mo" request's
-    own timeout plus a margin.
+    own timeout plus a margin. None waits as long as it takes (a watch).
     """
     with socket.create_connection((host, port), timeout=timeout) as sock:
         sock.sendall(json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n")

@@ -76,6 +76,11 @@ class FaultPlan:
     #: stat of the delivery receipts (DELIVRD, UNDELIV, EXPIRED, REJECTD, ...). Anything but
     #: DELIVRD also means the handset never gets the message.
     dlr_state: str = "DELIVRD"
+    #: The id counter is not kept across restarts: it numbers from the profile's fixed base every
+    #: time the SMSC starts, so a restarted SMSC gives again the MO and message ids of its previous
+    #: run. Read when the SMSC starts; `Smsc.restart_counter` (control op `restart_counter`) makes
+    #: ids repeat while it runs.
+    ids_from_base: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

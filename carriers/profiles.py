@@ -20,6 +20,7 @@ ALPHABETS = frozenset({"gsm7", "latin1"})
 MO_LONG_METHODS = frozenset({"udh", "sar"})
 USSD_SESSIONS = frozenset({"its_session_info", "user_message_reference", "msisdn"})
 USSD_ABORTS = frozenset({"none", "its_session_end", "service_op", "tlv"})
+VALIDITY_FORMS = frozenset({"relative", "absolute"})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,8 +72,21 @@ class CarrierProfile:
     ussd_abort: str = "none"
     ussd_abort_op: int | None = None
     ussd_abort_tlv: int | None = None
+    #: its_session_info: how a screen is matched to its dialogue. "number" (octet 1 only) or
+    #: "whole" (octet 2's sequence bits too must be those of the handset's latest input, as the
+    #: network sent them: only the end bit is the ESME's).
+    ussd_session_match: str = "number"
+    #: service_type of the USSD deliver_sm (e.g. "USSD", by which the USSD gateway routes); when
+    #: set, a screen without the same service_type is an anomaly.
+    ussd_service_type: str = ""
     #: USSD submit_sm per second: the USSD gateway's own budget, apart from the SMS centre's.
     ussd_tps_limit: float = 500.0
+    #: validity_period forms this SMSC reads (carriers/validity.py); another → ESME_RINVEXPIRY.
+    validity_forms: frozenset[str] = frozenset({"relative", "absolute"})
+    #: How long an MT to an unreachable handset is kept when the submit_sm gives no validity.
+    default_validity_s: float = 2 * 86400.0
+    #: The longest validity honoured; a longer one is cut to this (as SMSCs do, without refusing).
+    max_validity_s: float = 7 * 86400.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -97,8 +111,15 @@ class CarrierProfile:
             problems.append("ussd_abort service_op needs a vendor ussd_abort_op")
         if self.ussd_abort == "tlv" and self.ussd_abort_tlv in (None, self.mo_id_tlv):
             problems.append("ussd_abort tlv needs a vendor ussd_abort_tlv other than mo_id_tlv")
+        if self.ussd_session_match not in ("number", "whole") or (
+                self.ussd_session_match == "whole" and self.ussd_session != "its_session_info"):
+            problems.append(f"ussd_session_match {self.ussd_session_match!r} (\"whole\" needs its_session_info)")
         if self.ussd_tps_limit <= 0:
             problems.append("ussd_tps_limit must be positive")
+        if not self.validity_forms or not self.validity_forms <= VALIDITY_FORMS:
+            problems.append(f"validity_forms {sorted(self.validity_forms)} not within {sorted(VALIDITY_FORMS)}")
+        if not 0 < self.default_validity_s <= self.max_validity_s:
+            problems.append("default_validity_s must be positive and at most max_validity_s")
         if problems:
             raise ValueError(f"carrier profile {self.name}: " + "; ".join(problems))
 
@@ -151,9 +172,11 @@ OMANTEL = CarrierProfile(
     enquire_link_s=60.0,
     smsc_system_id="OMANTEL_SMSC",
     id_base=0x2F4A0000,
-    # The sixdee-style USSD gateway: its_session_info, hang-up as the end-of-session bit.
+    # The sixdee-style USSD gateway: its_session_info, hang-up as the end-of-session bit; it finds
+    # the dialogue of a screen by the whole value, sequence bits included.
     ussd_session="its_session_info",
     ussd_abort="its_session_end",
+    ussd_session_match="whole",
 )
 
 OOREDOO = CarrierProfile(
@@ -182,6 +205,8 @@ OOREDOO = CarrierProfile(
     ussd_session="user_message_reference",
     ussd_abort="service_op",
     ussd_abort_op=0x20,
+    # Its deliver_sm carry service_type "USSD", and screens are routed back by it.
+    ussd_service_type="USSD",
 )
 
 FRIENDI = CarrierProfile(
@@ -210,6 +235,8 @@ FRIENDI = CarrierProfile(
     ussd_abort="tlv",
     ussd_abort_tlv=0x1501,
     ussd_tps_limit=100.0,
+    # An older SMSC: it reads absolute validity times only (a relative one is refused).
+    validity_forms=frozenset({"absolute"}),
 )
 
 PROFILES: dict[str, CarrierProfile] = {p.name: p for p in (OMANTEL, OOREDOO, FRIENDI)}

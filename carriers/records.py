@@ -15,9 +15,9 @@ class Concat:
     seq: int
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class MtRecord:
-    """One accepted submit_sm, as received."""
+    """One accepted submit_sm, as received, and what became of it."""
 
     carrier: str
     sequence: int
@@ -36,10 +36,15 @@ class MtRecord:
     #: The text octets without UDH (short_message or message_payload).
     payload: bytes
     concat: Concat | None
-    #: The receipt stat decided when it was accepted (FaultPlan.dlr_state at that moment).
+    #: The receipt stat decided when it was accepted (FaultPlan.dlr_state at that moment); EXPIRED
+    #: once its validity passed while the handset was switched off.
     outcome: str
     #: Which ESME connection it came on (the SMSC numbers them from 1 as they connect).
     link: int = 0
+    #: validity_period as written in the submit_sm, and the moment it ends (the SMSC's default
+    #: validity when the field was empty, capped at its longest).
+    validity_period: str = ""
+    expires_at: float | None = None
 
 
 @dataclass(frozen=True)

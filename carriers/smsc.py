@@ -30,7 +30,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from carriers import alphabet
+from carriers import alphabet, validity
 from carriers.faults import DLR_STATES, FaultPlan, garbage_pdu
 from carriers.handset import Handset, MalformedMessage, split_submit
 from carriers.profiles import CarrierProfile
@@ -45,6 +45,11 @@ log = get_logger("carriers.smsc")
 
 #: International MSISDN without '+': what a handset number looks like on these networks.
 _MSISDN_RE = re.compile(r"[0-9]{8,15}")
+#: Ids count from the SMSC's start time in milliseconds after this moment (2026-01-01 UTC), so a
+#: simulator started again does not repeat an id of an earlier run (as a real SMSC's ids do not
+#: repeat from one day to the next) unless that run gave out more than 1,000 ids per second of its
+#: life; and Friendi's ten hex digits last until 2060.
+_ID_EPOCH_S = 1_767_225_600
 #: Receipts carry the SMSC's local time; Oman is UTC+4 all year.
 _SMSC_TZ = timezone(timedelta(hours=4))
 _BIND_MODE = {c.BIND_TRANSMITTER: "tx", c.BIND_RECEIVER: "rx", c.BIND_TRANSCEIVER: "trx"}
@@ -563,7 +568,12 @@ class Smsc:
         self._timers: set[IDelayedCall] = set()
         self._listeners: dict[str | None, list[Callable[[HandsetMessage], None]]] = {}
         self._received: DeferredQueue[Pdu] | None = DeferredQueue() if record_pdus else None
-        self._number = profile.id_base
+        #: Handsets out of coverage, and the MTs kept for them (store and forward), oldest first.
+        self.switched_off: set[str] = set()
+        self._held: dict[str, list[MtRecord]] = {}
+        #: Where this run's ids start (see `_first_number`); `restart_counter` goes back to it.
+        self._first = _first_number(profile, self.clock, self.faults.ids_from_base)
+        self._number = self._first
         self._ref = 0
         self._rng = random.Random(seed)
         self._stopped = False
@@ -639,6 +649,12 @@ class Smsc:
         self._number += 1
         return self._number
 
+    def restart_counter(self) -> None:
+        """Fault: the id counter starts again from where this run's ids began (a counter that lost
+        its state), so the next MOs and messages get ids already given out in this run."""
+        self._number = self._first
+        log.info("smsc_counter_restarted", carrier=self.name)
+
     def _accept_submit(self, pdu: Pdu, link: int = 0) -> tuple[int, MtRecord | None]:
         """Validate a submit_sm as the carrier would; record it if it is accepted."""
         params = pdu.params
@@ -658,6 +674,13 @@ class Smsc:
         except MalformedMessage as exc:
             self._anomaly(f"submit_sm rejected: {exc}")
             return exc.status, None
+        now = self.clock.seconds()
+        validity_period = params.get("validity_period", "") or ""
+        try:
+            expires_at = self._expiry(validity_period, now)
+        except validity.InvalidValidity as exc:
+            self._anomaly(f"submit_sm rejected: {exc}")
+            return c.ESME_RINVEXPIRY, None
         if c.TLV_MESSAGE_PAYLOAD not in pdu.tlvs:
             kind = alphabet.alphabet_of(data_coding, self.profile.default_alphabet)
             if not alphabet.on_air_fits(len(payload), udh_len, kind):
@@ -678,11 +701,13 @@ class Smsc:
             registered_delivery=params.get("registered_delivery", 0),
             short_message=short_message,
             tlvs=dict(pdu.tlvs),
-            received_at=self.clock.seconds(),
+            received_at=now,
             payload=payload,
             concat=concat,
             outcome=self.faults.dlr_state,
             link=link,
+            validity_period=validity_period,
+            expires_at=expires_at,
         )
         self.mts.append(mt)
         self._mt_by_number[number] = mt
@@ -691,7 +716,32 @@ class Smsc:
                   part=None if concat is None else f"{concat.seq}/{concat.total}")
         return c.ESME_ROK, mt
 
+    def _expiry(self, validity_period: str, now: float) -> float:
+        """When an MT accepted now stops being tried: its validity_period, the SMSC's default when
+        empty, never past the SMSC's longest. Raises InvalidValidity (→ ESME_RINVEXPIRY)."""
+        profile = self.profile
+        form = validity.form_of(validity_period)
+        if form is not None and form not in profile.validity_forms:
+            raise validity.InvalidValidity(f"{form} validity_period {validity_period!r}: this SMSC reads "
+                                           f"{' and '.join(sorted(profile.validity_forms))} times only")
+        expires_at = validity.expiry(validity_period, now)
+        if expires_at is None:
+            return now + profile.default_validity_s
+        if expires_at <= now:
+            raise validity.InvalidValidity(f"validity_period {validity_period!r} has already passed")
+        return min(expires_at, now + profile.max_validity_s)
+
     def _after_accept(self, mt: MtRecord) -> None:
+        if mt.outcome == "DELIVRD" and mt.dest in self.switched_off:
+            # Store and forward: kept until the handset is back, or until its validity ends.
+            self._held.setdefault(mt.dest, []).append(mt)
+            self.counters["held"] += 1
+            if mt.expires_at is not None:
+                self._later(max(0.0, mt.expires_at - self.clock.seconds()), self._expire_held, mt)
+            return
+        self._deliver(mt)
+
+    def _deliver(self, mt: MtRecord) -> None:
         # The receipt is scheduled before listeners hear of the message: a test resumed by
         # wait_handset may advance the clock at once and must find the receipt already due.
         wanted = mt.registered_delivery & 0x03
@@ -704,6 +754,38 @@ class Smsc:
             if message is not None:
                 self.handset_messages.append(message)
                 self._notify(message)
+
+    def _expire_held(self, mt: MtRecord) -> None:
+        held = self._held.get(mt.dest, [])
+        if mt not in held:
+            return  # delivered meanwhile
+        held.remove(mt)
+        if not held:
+            del self._held[mt.dest]
+        mt.outcome = "EXPIRED"
+        self.counters["expired"] += 1
+        log.info("mt_expired", carrier=self.name, message_id=mt.message_id, dest=mask_msisdn(mt.dest))
+        if mt.registered_delivery & 0x03 in (1, 2):
+            self._enqueue_receipt(mt)
+
+    # -- handsets out of coverage ----------------------------------------------------------------
+
+    def switch_off(self, msisdn: str) -> None:
+        """The handset leaves coverage: MTs to it are kept, each until its validity ends."""
+        self.switched_off.add(msisdn)
+
+    def switch_on(self, msisdn: str) -> int:
+        """The handset is back: what was kept for it (still valid) is delivered; returns how many."""
+        self.switched_off.discard(msisdn)
+        held = self._held.pop(msisdn, [])
+        for mt in held:
+            self._deliver(mt)
+        return len(held)
+
+    def held_messages(self, msisdn: str | None = None) -> list[MtRecord]:
+        if msisdn is not None:
+            return list(self._held.get(msisdn, ()))
+        return [mt for mts in self._held.values() for mt in mts]
 
     def _enqueue_receipt(self, mt: MtRecord) -> None:
         profile = self.profile
@@ -750,6 +832,7 @@ class Smsc:
         # the SMS centre's store-and-forward queue.
         params = deliver_params(dialogue.msisdn, MO_ADDRESSING[:2], dialogue.service_code, MO_ADDRESSING[2:], 0,
                                 data_coding, payload)
+        params["service_type"] = self.profile.ussd_service_type
         self._enqueue(_Delivery("ussd", params, tlvs, ussd=dialogue), front=True)
 
     def inject_mo(
@@ -1036,7 +1119,8 @@ class Smsc:
             "mts": [
                 {"message_id": mt.message_id, "to": mt.dest, "from": mt.source, "received_at": mt.received_at,
                  "part": None if mt.concat is None else [mt.concat.seq, mt.concat.total],
-                 "digest": _submit_digest(mt), "outcome": mt.outcome, "link": mt.link}
+                 "digest": _submit_digest(mt), "outcome": mt.outcome, "link": mt.link,
+                 "expires_at": mt.expires_at}
                 for mt in self.mts
             ],
             # A part accepted on a link that later ended may have had its response lost with it.
@@ -1075,9 +1159,20 @@ class Smsc:
                 "ussd_dialogues": self.counters["ussd_dialogues"],
                 "ussd_open": len(self.ussd.open_dialogues()),
                 "ussd_screens": self.counters["ussd_screens"],
+                "held": sum(len(mts) for mts in self._held.values()),
+                "expired": self.counters["expired"],
             },
             "faults": self.faults.as_dict(),
         }
+
+
+def _first_number(profile: CarrierProfile, clock: IReactorTime, from_base: bool) -> int:
+    """The number before this run's first id: the profile's base, plus the start time in
+    milliseconds unless the counter is one that starts from its base (faults.ids_from_base).
+    On a test's task.Clock at 0 that is the base itself, so ids stay predictable there."""
+    if from_base:
+        return profile.id_base
+    return profile.id_base + max(0, int((clock.seconds() - _ID_EPOCH_S) * 1000))
 
 
 def _submit_digest(mt: MtRecord) -> str:

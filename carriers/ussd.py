@@ -68,6 +68,9 @@ class UssdScreen:
     #: screen answered no input, e.g. a release after a timeout).
     rtt_s: float | None
     message_id: str
+    #: As the ESME wrote them: its_session_info (None when absent) and service_type.
+    session_info: bytes | None = None
+    service_type: str = ""
 
 
 @dataclass(eq=False)
@@ -86,6 +89,8 @@ class UssdDialogue:
     #: open | released (the ESME's final screen) | aborted (the handset hung up) | replaced
     state: str = "open"
     last_input_written_at: float | None = None
+    #: its_session_info octet 2 of the latest input, end bit aside: what its screen must echo.
+    last_info: int = 0
     _waiters: list[tuple[int, Deferred[UssdScreen]]] = field(default_factory=list, repr=False)
     _end_waiters: list[Deferred[UssdDialogue]] = field(default_factory=list, repr=False)
 
@@ -237,7 +242,11 @@ class UssdCentre:
         data_coding, payload = _encode_input(text, profile.default_alphabet)
         tlvs: dict[int, bytes] = {c.TLV_USSD_SERVICE_OP: bytes([op])}
         if profile.ussd_session == "its_session_info":
-            tlvs[c.TLV_ITS_SESSION_INFO] = bytes([dialogue.ref or 0, (len(dialogue.inputs) << 1 & 0xFE) | int(end)])
+            # Octet 2: bits 1-7 count the handset's inputs, bit 0 ends the dialogue.
+            sequence = len(dialogue.inputs) << 1 & 0xFE
+            tlvs[c.TLV_ITS_SESSION_INFO] = bytes([dialogue.ref or 0, sequence | int(end)])
+            if is_input:
+                dialogue.last_info = sequence
         elif profile.ussd_session == "user_message_reference":
             tlvs[c.TLV_USER_MESSAGE_REFERENCE] = (dialogue.ref or 0).to_bytes(2, "big")
         tlvs[profile.mo_id_tlv] = profile.format_message_id(smsc._next_number()).encode("ascii") + b"\x00"
@@ -271,6 +280,17 @@ class UssdCentre:
         if dialogue is None:
             smsc._anomaly(f"USSD screen for {mask_msisdn(msisdn)} (ref {key[1]}) but no dialogue is open")
             return c.ESME_RSUBMITFAIL, None, None
+        if profile.ussd_session_match == "whole":
+            sent = pdu.tlvs[c.TLV_ITS_SESSION_INFO][1] & 0xFE
+            if sent != dialogue.last_info:
+                # This gateway looks dialogues up by the whole value: with other sequence bits, the
+                # screen matches none.
+                smsc._anomaly(f"USSD screen for {mask_msisdn(msisdn)}: its_session_info octet 2 0x{sent:02X}, "
+                              f"but the dialogue's latest input had 0x{dialogue.last_info:02X}")
+                return c.ESME_RSUBMITFAIL, None, None
+        if profile.ussd_service_type and params.get("service_type", "") != profile.ussd_service_type:
+            smsc._anomaly(f"USSD screen for {mask_msisdn(msisdn)} with service_type "
+                          f"{params.get('service_type', '')!r}, not the {profile.ussd_service_type!r} of its dialogue")
         data_coding = params.get("data_coding", 0)
         payload = params.get("short_message", b"") or pdu.tlvs.get(c.TLV_MESSAGE_PAYLOAD, b"")
         kind = alphabet.alphabet_of(data_coding, profile.default_alphabet)
@@ -285,7 +305,8 @@ class UssdCentre:
         answered = len(dialogue.screens) < len(dialogue.inputs)
         rtt = now - dialogue.last_input_written_at if answered and dialogue.last_input_written_at else None
         message_id = profile.format_message_id(smsc._next_number())
-        screen = UssdScreen(text, final, data_coding, now, rtt, message_id)
+        screen = UssdScreen(text, final, data_coding, now, rtt, message_id, pdu.tlvs.get(c.TLV_ITS_SESSION_INFO),
+                            params.get("service_type", ""))
         dialogue.screens.append(screen)
         smsc.counters["ussd_screens"] += 1
         if final:

@@ -20,17 +20,22 @@ class KeywordSource(Protocol):
 
     def keyword_pairs(self, short_code: str, lang: Lang) -> list[tuple[str, str]]: ...
 
+    def keyword_entries(self, short_code: str, lang: Lang) -> list[tuple[str, str, str]]: ...
 
-def _max_parts(req: Request) -> int:
-    # A USSD answer is one screen; an English SMS must stay one part (GSM 160); Arabic
-    # needs UCS-2 and gets two concatenated parts (134 chars) before examples are dropped.
-    if req.inbound.channel is Channel.USSD or req.lang is not Lang.AR:
-        return 1
-    return 2
+
+def _parts(req: Request) -> tuple[int, int]:
+    """(parts a HELP answer should fit, parts it may take so that every line says what it does).
+
+    A USSD answer is one screen. An English SMS is one part (GSM 160), an Arabic one two (UCS-2,
+    134 characters); a list too long for that may take one part more rather than leave a keyword
+    unexplained, and only past that loses its explanations, from the end."""
+    if req.inbound.channel is Channel.USSD:
+        return 1, 1
+    return (2, 3) if req.lang is Lang.AR else (1, 2)
 
 
 class HelpHandler:
-    """Lists the keywords on the short code, with a usage example where one is known."""
+    """Lists the keywords on the short code, each with what it does, in the sender's language."""
 
     def __init__(self, router: KeywordSource) -> None:
         self._router = router
@@ -38,35 +43,42 @@ class HelpHandler:
     def handle(self, req: Request) -> list[Reply]:
         lang = req.lang
         code = req.inbound.short_code
-        pairs = self._router.keyword_pairs(code, lang)
-        if not pairs:
+        entries = self._router.keyword_entries(code, lang)
+        if not entries:
             return [req.reply(texts.HELP_NONE[lang].format(code=code))]
         # The sender already knows HELP: list it last so the space for examples goes to services.
-        pairs.sort(key=lambda p: p[0] == "HELP")
-        return [req.reply(self._compose(tuple(pairs), lang, code, _max_parts(req)))]
+        entries.sort(key=lambda e: e[0] == "HELP")
+        return [req.reply(self._compose(tuple(entries), lang, code, *_parts(req)))]
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
-    def _compose(pairs: tuple[tuple[str, str], ...], lang: Lang, code: str, max_parts: int) -> str:
+    def _compose(entries: tuple[tuple[str, str, str], ...], lang: Lang, code: str, parts: int, most: int) -> str:
         # Cached: HELP is the most frequent message and its answer depends only on these
-        # arguments; a route change gives new `pairs`, hence a new entry.
+        # arguments; a route change gives new `entries`, hence a new entry.
         header = texts.HELP_HEADER[lang].format(code=code)
-        examples = [texts.usage(canonical, shown, lang) for canonical, shown in pairs]
+        examples = [texts.usage(canonical, shown, lang, handler) for canonical, shown, handler in entries]
         with_example = [i for i, ex in enumerate(examples) if ex is not None]
 
-        # Prefer examples for as many keywords as fit (in route order), then the bare list.
-        for keep in range(len(with_example), -1, -1):
+        def listed(keep: int) -> str:
             chosen = set(with_example[:keep])
-            lines = [(examples[i] if i in chosen else None) or shown for i, (_c, shown) in enumerate(pairs)]
-            text = "\n".join([header, *lines])
-            if texts.sms_parts(text) <= max_parts:
+            lines = [(examples[i] if i in chosen else None) or shown for i, (_c, shown, _h) in enumerate(entries)]
+            return "\n".join([header, *lines])
+
+        # Every line explained, in the fewest parts up to `most`; then examples for as many
+        # keywords as fit (in route order), then the bare list.
+        complete = listed(len(with_example))
+        if texts.sms_parts(complete) <= most:
+            return complete
+        for keep in range(len(with_example), -1, -1):
+            text = listed(keep)
+            if texts.sms_parts(text) <= parts:
                 return text
 
         # Even the bare list is too long: cut it and say so.
-        shown_all = [shown for _c, shown in pairs]
+        shown_all = [shown for _c, shown, _h in entries]
         for n in range(len(shown_all) - 1, 0, -1):
             text = "\n".join([header, *shown_all[:n], texts.ELLIPSIS[lang]])
-            if texts.sms_parts(text) <= max_parts:
+            if texts.sms_parts(text) <= parts:
                 return text
         return "\n".join([header, shown_all[0]])
 

@@ -14,14 +14,17 @@ from smsgw.text import count_parts, is_gsm
 from smsgw.textnorm import fold_digits
 
 # One-line usage per canonical keyword: (English, Arabic). Keywords not listed are shown bare.
+# "KEYWORD@handler" words a keyword for the service answering it on the short code, where one
+# keyword means different things on different codes (MY: parking on 90091, requests on 90092).
 USAGE: dict[str, tuple[str, str]] = {
     "HELP": ("{kw}: this list", "{kw}: هذه القائمة"),
     "PARK": ("{kw} 1234AB 30: park 30 min", "{kw} 1234AB 30: وقوف 30 دقيقة"),
-    "EXT": ("{kw} 30: 30 min more", "{kw} 30: 30 دقيقة إضافية"),
-    "CANCEL": ("{kw}: cancel your ticket", "{kw}: إلغاء التذكرة"),
-    # MY is parking tickets on 90091 and open requests on 90092: worded for both.
+    "EXT": ("{kw} 30: 30 min more", "{kw} 30: 30 دقيقة أخرى"),
+    "CANCEL": ("{kw}: end parking now", "{kw}: إنهاء الوقوف الآن"),
     "MY": ("{kw}: your tickets or requests", "{kw}: تذاكرك أو طلباتك"),
-    "Y": ("{kw}: 30 min more after a reminder", "{kw}: 30 دقيقة إضافية بعد التذكير"),
+    "MY@parking": ("{kw}: your parking now", "{kw}: وقوفك الحالي"),
+    "MY@transactions": ("{kw}: your open requests", "{kw}: طلباتك المفتوحة"),
+    "Y": ("{kw}: 30 min more after a reminder", "{kw}: 30 دقيقة أخرى بعد التذكير"),
     "CHECK": ("{kw} 1234AB: check a plate", "{kw} 1234AB: استعلام عن مركبة"),
     "STATUS": ("{kw} <ref>: request status", "{kw} <رقم الطلب>: حالة الطلب"),
     "STOP": ("{kw}: no more SMS", "{kw}: إيقاف الرسائل"),
@@ -38,8 +41,9 @@ LIST_SEP = {Lang.EN: ", ", Lang.AR: "، "}
 ELLIPSIS = {Lang.EN: "...", Lang.AR: "…"}
 
 
-def usage(canonical: str, shown: str, lang: Lang) -> str | None:
-    texts = USAGE.get(canonical)
+def usage(canonical: str, shown: str, lang: Lang, handler: str | None = None) -> str | None:
+    texts = USAGE.get(f"{canonical}@{handler}") if handler else None
+    texts = texts or USAGE.get(canonical)
     if texts is None:
         return None
     return texts[1 if lang is Lang.AR else 0].format(kw=shown)

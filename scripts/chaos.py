@@ -2,7 +2,7 @@
 """Chaos run: the gateway under mixed load and injected faults, checked from the carriers' records.
 
     .venv/bin/python scripts/chaos.py --quick          # about 1.5 minutes
-    .venv/bin/python scripts/chaos.py                  # the full run: about 9 minutes, 22 kill -9
+    .venv/bin/python scripts/chaos.py                  # the full run: about 10 minutes, 22 kill -9
     .venv/bin/python scripts/chaos.py --seed 7 --round-s 30 --cycles 3 --rate 60
 
 The gateway (`smsgw run --no-simulators`) and the three carrier simulators (`python -m carriers`)
@@ -16,6 +16,7 @@ from its own MSISDN, while one kind of fault is injected per round, and then all
   throttle_storm every submit_sm answered ESME_RTHROTTLED
   errors         random temporary and permanent submit_sm error statuses
   slow_reader    the SMSC reads a few hundred bytes a second: TCP pushes back on the gateway
+  counter_restart the SMSC's id counter starts again, so new MOs and MTs reuse ids already seen
 
 At the end, with the faults off and the traffic stopped, the run waits for the system to settle and
 checks, from the simulators' own records and the gateway's store (read-only):
@@ -80,7 +81,8 @@ from procs import (  # noqa: E402
     write_config,
 )
 
-ROUND_KINDS = ("kill", "link_drop", "hung", "late_response", "throttle_storm", "errors", "slow_reader")
+ROUND_KINDS = ("kill", "link_drop", "hung", "late_response", "throttle_storm", "errors", "slow_reader",
+               "counter_restart")
 #: Statuses the errors fault draws from: temporary ones (retried) listed twice as often as permanent.
 TEMPORARY_STATUSES = (0x14, 0x08, 0x64, 0x58)
 PERMANENT_STATUSES = (0x45, 0x0B, 0x65)
@@ -189,6 +191,15 @@ class FaultPlanner:
             return self._set_window("errors", length, (3.0, 6.0), (0.3, 1.5), lambda: {
                 "submit_error_rate": round(rng.uniform(0.1, 0.5), 3),
                 "submit_error_statuses": statuses}, carriers=3)
+        if kind == "counter_restart":
+            # The SMSC's id counter starts again from where the run began: new MOs (and MTs) get
+            # ids the gateway has already seen, within its redelivery window.
+            actions, t = [], rng.uniform(0.5, 2.0)
+            while t < length - 0.5:
+                actions.append(self._action(t, "restart_counter", carrier=rng.choice(list(CARRIERS)),
+                                            label="counter_restart"))
+                t += rng.uniform(1.5, 4.0)
+            return actions
         if kind == "slow_reader":
             return self._set_window("slow_reader", length, (3.0, 6.0), (0.5, 2.0),
                                     lambda: {"read_bytes_per_s": round(rng.uniform(200.0, 2000.0))})
@@ -287,6 +298,9 @@ class Chaos:
             self.sims.control({"op": "drop", "carrier": action.carrier, "abort": True})
             self.drops.append((time.time(), action.carrier or ""))
             self.fault_counts["link_drop"] += 1
+        elif action.kind == "restart_counter":
+            self.sims.control({"op": "restart_counter", "carrier": action.carrier})
+            self.fault_counts["counter_restart"] += 1
         elif action.kind == "set":
             assert action.carrier is not None and action.changes is not None
             self.sims.control({"op": "faults", "carrier": action.carrier, "set": action.changes})
@@ -394,9 +408,11 @@ def account(chaos: Chaos, injected: list[InjectedMo], records: dict[str, Any]) -
     from smsgw.smpp import constants as c
 
     store = chaos.store_path
-    inbound = {(r[1], r[2]): r for r in query_store(
-        store, "SELECT id, carrier, carrier_msg_id, msisdn, processed_at FROM inbound")}
-    inbound_per_msisdn = Counter((r[1], r[3]) for r in inbound.values())
+    # Keyed with the MSISDN as well: a carrier that restarted its counter gives an id twice (each
+    # MSISDN of the run sends one MO, so the pair names one MO).
+    inbound_rows = query_store(store, "SELECT id, carrier, carrier_msg_id, msisdn, processed_at FROM inbound")
+    inbound = {(r[1], r[2], r[3]): r for r in inbound_rows}
+    inbound_per_msisdn = Counter((r[1], r[3]) for r in inbound_rows)
     outbound_rows = query_store(store, "SELECT id, carrier, msisdn, state, reason, inbound_id, kind FROM outbound")
     replies_of: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     delivered_to: Counter[tuple[str, str]] = Counter()
@@ -405,16 +421,19 @@ def account(chaos: Chaos, injected: list[InjectedMo], records: dict[str, Any]) -
             replies_of[row[5]].append(row)
         if row[3] in ("sent", "delivered", "undelivered"):
             delivered_to[(row[1], row[2])] += 1
-    recorded_ids = {(r[0], r[1]) for r in query_store(store, "SELECT carrier, smsc_id_raw FROM mt_part")}
+    # (carrier, message id, handset): message ids repeat after a counter restart too.
+    recorded_ids = {(r[0], r[1], r[2]) for r in query_store(
+        store, "SELECT p.carrier, p.smsc_id_raw, o.msisdn FROM mt_part AS p JOIN outbound AS o ON o.id = p.outbound_id")}
 
-    mos_by_id = {(name, mo["mo_id"]): mo for name, rec in records.items() for mo in rec["mos"]}
+    mos_by_id = {(name, mo["mo_id"], mo["from"]): mo for name, rec in records.items() for mo in rec["mos"]}
     # Handsets that may rightly hold more messages than the store says went: a part accepted twice
     # (a duplicate) or accepted while the store recorded no copy of it (a phantom send).
     explained_extra: set[tuple[str, str]] = set()
     for name, rec in records.items():
         copies_of = Counter((mt["to"], mt["digest"]) for mt in rec["mts"])
         explained_extra.update((name, to) for (to, _), n in copies_of.items() if n > 1)
-        explained_extra.update((name, mt["to"]) for mt in rec["mts"] if (name, mt["message_id"]) not in recorded_ids)
+        explained_extra.update((name, mt["to"]) for mt in rec["mts"]
+                              if (name, mt["message_id"], mt["to"]) not in recorded_ids)
     handset_count: Counter[tuple[str, str]] = Counter(
         (name, m["msisdn"]) for name, rec in records.items() for m in rec["handset"])
 
@@ -423,12 +442,12 @@ def account(chaos: Chaos, injected: list[InjectedMo], records: dict[str, Any]) -
     lost_examples: list[dict[str, Any]] = []
     permanent = {c.status_name(status) for status in PERMANENT_STATUSES}
     for mo in injected:
-        smsc_mo = mos_by_id.get((mo.carrier, mo.mo_id))
+        smsc_mo = mos_by_id.get((mo.carrier, mo.mo_id, mo.msisdn))
         if smsc_mo is None or not smsc_mo["acked"]:
             figures["mos_unacked"] += 1
             continue
         figures["mos_acked"] += 1
-        row = inbound.get((mo.carrier, mo.mo_id))
+        row = inbound.get((mo.carrier, mo.mo_id, mo.msisdn))
         problem = None
         if row is None:
             problem = "acknowledged but not in the store"
@@ -480,11 +499,11 @@ def account(chaos: Chaos, injected: list[InjectedMo], records: dict[str, Any]) -
             by_digest[(mt["to"], mt["digest"])].append(mt)
         for copies in by_digest.values():
             copies.sort(key=lambda mt: mt["received_at"])
-            recorded = [mt for mt in copies if (name, mt["message_id"]) in recorded_ids]
+            recorded = [mt for mt in copies if (name, mt["message_id"], mt["to"]) in recorded_ids]
             # The copy the store knows is the one sent; without one (the MT ended failed), the first.
             kept = recorded[0] if recorded else copies[0]
             for mt in copies:
-                if mt is kept or (name, mt["message_id"]) in recorded_ids:
+                if mt is kept or (name, mt["message_id"], mt["to"]) in recorded_ids:
                     continue
                 cause, kill_gap = cause_of(mt, kept, name, chaos, rec.get("links_lost", {}))
                 duplicates[cause] += 1

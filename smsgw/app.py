@@ -9,7 +9,8 @@ import signal
 import stat
 import sys
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import Any, TextIO
 
 from smsgw.config import ConfigError, ConfigIssue, GatewayConfig, load_config
 from smsgw.feature import Feature
@@ -31,16 +32,18 @@ def features() -> list[Feature]:
     return [PARKING, TRANSACTIONS, USSD]
 
 
-def check_feature_configs(config: GatewayConfig) -> tuple[list[str], list[ConfigError]]:
+def check_feature_configs(config: GatewayConfig, config_dir: Path | None = None) -> tuple[list[str], list[ConfigError]]:
     """Every feature's own config files, read and checked as start-up would: the files found
-    good, and one ConfigError (file, line, key) per bad file."""
+    good, and one ConfigError (file, line, key) per bad file. `config_dir`: the gateway's folder
+    as the operator wrote it (so files are named as they would name them); default: resolved."""
     good: list[str] = []
     bad: list[ConfigError] = []
+    folder = config.config_dir if config_dir is None else config_dir
     for feature in features():
         if feature.check_config is None:
             continue
         try:
-            good.extend(str(path) for path in feature.check_config(config.config_dir, config.short_codes))
+            good.extend(str(path) for path in feature.check_config(folder, config.short_codes))
         except ConfigError as exc:
             bad.append(exc)
     return good, bad
@@ -125,6 +128,70 @@ async def _reload(gateway: Any, config_path: str) -> dict[str, Any]:
         return {"refused": [str(exc)]}
 
 
+def terminal() -> TextIO | None:
+    """Where to write plain lines for a person: the terminal the daemon runs in, if any (the JSON
+    logs go to stdout, which is often a file or a pipe)."""
+    for stream in (sys.stderr, sys.stdout):
+        try:
+            if stream.isatty():
+                return stream
+        except (AttributeError, ValueError):
+            continue
+    return None
+
+
+class ReadyLine:
+    """Says once, in one plain line on the terminal, when every carrier's bind is up (and the
+    admin API's address); says which carrier refused our credentials, if one does. The same facts
+    are logged (`gateway_ready`, `credentials_refused`) for scripts."""
+
+    def __init__(self, gateway: Any, config: GatewayConfig, out: TextIO | None, sims: Any = None) -> None:
+        self._gateway = gateway
+        self._config = config
+        self._sims = sims
+        self._out = out
+        self._refused: set[str] = set()
+        self.announced = False
+        for connector in gateway.connectors.values():
+            connector.add_state_listener(self._changed)
+        self._changed(None)
+
+    def text(self) -> str:
+        config = self._config
+        names = ", ".join(self._gateway.connectors)
+        line = f"ready: {names} bound; "
+        admin = self._gateway.admin
+        if admin is not None:
+            host = f"[{config.admin.host}]" if ":" in config.admin.host else config.admin.host
+            line += f"admin on http://{host}:{admin.port or config.admin.port}/"
+        else:
+            line += "admin off"
+        control = getattr(self._sims, "control_port", None)
+        if control:
+            line += f"; handsets on {config.control_host}:{control} (smsgw send, smsgw dial, smsgw handset)"
+        return line
+
+    def _changed(self, _connector: Any) -> None:
+        from smsgw.smpp.connector import REFUSED
+
+        connectors = self._gateway.connectors
+        for name, connector in connectors.items():
+            if connector.state == REFUSED and name not in self._refused:
+                self._refused.add(name)
+                self._say(f"{name}: bind refused ({connector.last_error}); fix its system_id and password in "
+                          f"{self._config.path}")
+        if self.announced or not connectors or not all(c.is_bound for c in connectors.values()):
+            return
+        self.announced = True
+        text = self.text()
+        log.info("gateway_ready", carriers=list(connectors), summary=text)
+        self._say(text)
+
+    def _say(self, line: str) -> None:
+        if self._out is not None:
+            print(line, file=self._out, flush=True)
+
+
 def _run(main: Callable[[Any], Any], shutdown: Callable[[], Any]) -> int:
     from twisted.internet import reactor
     from twisted.internet.defer import Deferred
@@ -184,6 +251,7 @@ def run_daemon(config_path: str, simulators: bool = True) -> int:
         log.info("event_loop", loop=smsgw_reactor.event_loop or type(asyncio.get_running_loop()).__name__)
         gateway, sims = await start_stack(config, reactor, simulators=simulators)
         state["gateway"], state["sims"] = gateway, sims
+        state["ready"] = ReadyLine(gateway, config, terminal(), sims)
         settle_garbage_collector()
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGHUP, lambda: asyncio.ensure_future(reload_config(gateway, config_path))

@@ -1,4 +1,4 @@
-"""`smsgw` command line: run, simulate, send, dial, check-config."""
+"""`smsgw` command line: run, simulate, send, handset, dial, check-config."""
 
 from __future__ import annotations
 
@@ -7,6 +7,11 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smsgw.config import GatewayConfig
 
 DEFAULT_CONFIG = os.environ.get("SMSGW_CONFIG", "config/gateway.toml")
 
@@ -35,6 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=float, default=10.0, help="seconds to wait for the replies")
     send.add_argument("--json", action="store_true", help="print raw JSON events")
     send.add_argument("text")
+
+    handset = sub.add_parser("handset", help="act as a handset: print every SMS the simulators deliver to a number")
+    _add_config(handset)
+    handset.add_argument("--from", dest="msisdn", required=True,
+                         help="the handset's MSISDN, e.g. 96891234567 (the number the SMS go to)")
+    handset.add_argument("--carrier", action="append", dest="carriers",
+                         help="only this carrier's deliveries; repeatable (default: every simulator)")
+    handset.add_argument("--count", type=int, default=0, help="stop after this many messages (default: never)")
+    handset.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds (default: never)")
+    handset.add_argument("--json", action="store_true", help="print raw JSON events")
 
     dial = sub.add_parser("dial", help="act as a handset: a USSD dialogue through a running simulator")
     _add_config(dial)
@@ -79,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return import_main(args.args)
     if args.command == "dial":
         return cmd_dial(args)
+    if args.command == "handset":
+        return cmd_handset(args)
     from smsgw.admin import client as operator_client
 
     if args.command in operator_client.COMMANDS:
@@ -107,9 +124,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(str(exc), file=sys.stderr)
         return 2
     print(f"{args.config}: ok")
-    good, bad = check_feature_configs(config)
+    # The features' files sit beside the gateway's: named from the folder as given, as it was typed.
+    good, bad = check_feature_configs(config, Path(os.path.dirname(args.config)))
     for path in good:
-        print(f"{os.path.relpath(path)}: ok")
+        print(f"{path}: ok")
     for error in bad:
         print(str(error), file=sys.stderr)
     return 2 if bad else 0
@@ -127,6 +145,62 @@ def cmd_dial(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     return run_dial(config.control_host, config.control_port, args.carrier, args.sender, args.code,
                     parse_answers(args.answers), timeout=args.timeout, as_json=args.json)
+
+
+def _control_unreachable(config: GatewayConfig, exc: Exception) -> int:
+    print(f"cannot reach the simulators' control port {config.control_host}:{config.control_port}: {exc}\n"
+          "start them with `smsgw run` (embedded) or `smsgw simulate`.", file=sys.stderr)
+    return 1
+
+
+def cmd_handset(args: argparse.Namespace) -> int:
+    """Watch a handset: every SMS the simulators deliver to it, replies, notifications and
+    reminders alike, printed as it arrives (through the control port, like `send`)."""
+    from datetime import datetime
+
+    from carriers.control import ControlError, control_request
+    from smsgw.config import ConfigError, load_config
+    from smsgw.msisdn import canonical_msisdn
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.count < 0 or args.timeout < 0:
+        print("smsgw handset: --count and --timeout must not be negative", file=sys.stderr)
+        return 2
+    request: dict[str, object] = {"op": "watch", "msisdn": canonical_msisdn(args.msisdn), "count": args.count,
+                                  "timeout": args.timeout}
+    if args.carriers:
+        request["carriers"] = args.carriers
+    got = 0
+    try:
+        # No read timeout unless one was asked for: a handset may stay quiet for hours.
+        wait = args.timeout + 5 if args.timeout else None
+        for event in control_request(config.control_host, config.control_port, request, timeout=wait):
+            if args.json:
+                print(json.dumps(event, ensure_ascii=False), flush=True)
+            kind = event.get("event")
+            if kind == "error":
+                if not args.json:
+                    print(f"error: {event.get('message')}", file=sys.stderr)
+                return 1
+            if kind == "watching" and not args.json:
+                print(f"watching {event.get('msisdn')} on {', '.join(event.get('carriers', []))}"
+                      f"{'' if args.count or args.timeout else ' (Ctrl-C to stop)'}", file=sys.stderr, flush=True)
+            if kind == "mt":
+                got += 1
+                if not args.json:
+                    at = datetime.fromtimestamp(float(event.get("at") or 0)).strftime("%H:%M:%S")
+                    head = f"{at} {event.get('carrier')} [{event.get('from')} → {event.get('to')}] "
+                    text = str(event.get("text", "")).replace("\n", "\n" + " " * len(head))
+                    print(head + text, flush=True)
+    except KeyboardInterrupt:
+        return 0
+    except (ControlError, OSError) as exc:
+        return _control_unreachable(config, exc)
+    return 0 if not args.count or got >= args.count else 1
 
 
 def cmd_send(args: argparse.Namespace) -> int:
@@ -171,12 +245,7 @@ def cmd_send(args: argparse.Namespace) -> int:
                     )
                 return 1
     except (ControlError, OSError) as exc:
-        print(
-            f"cannot reach the simulators' control port {config.control_host}:{config.control_port}: {exc}\n"
-            "start them with `smsgw run` (embedded) or `smsgw simulate`.",
-            file=sys.stderr,
-        )
-        return 1
+        return _control_unreachable(config, exc)
     return 0 if got >= args.replies else 1
 
 

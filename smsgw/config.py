@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from smsgw.abuse import AbuseConfig
+from smsgw.redelivery import DEFAULT_WINDOW_S as DEFAULT_MO_DEDUPE_WINDOW_S
+from smsgw.files import group_id
 from smsgw.smpp import constants as smpp
 from smsgw.tomlcheck import (
     _MISSING,
@@ -58,6 +60,7 @@ BIND_MODES = ("transceiver", "tx_rx")
 ALPHABETS = ("gsm7", "latin1", "ascii")
 LONG_MESSAGE_METHODS = ("udh", "sar", "payload")
 ID_FORMATS = ("hex", "dec", "str")
+VALIDITY_FORMATS = ("relative", "absolute")  # smsgw/smpp/smpptime.py
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 # SMPP C-Octet strings count their terminating NUL: system_id 16, password 9, system_type 13 octets.
@@ -118,6 +121,7 @@ class CarrierConfig:
     mo_id_tlv: int | None = None
     short_codes: tuple[str, ...]
     validity_s: int = 86400
+    validity_format: str = "relative"  # how validity_period is written: "relative" | "absolute"
     source_addr_ton: int = 3
     source_addr_npi: int = 0
     dest_addr_ton: int = 1
@@ -184,6 +188,12 @@ class AdminConfig:
     host: str = "127.0.0.1"  # loopback only: the API has no TLS
     port: int = 12790  # 0: an ephemeral port (tests)
     tokens: tuple[AdminToken, ...] = ()
+    # Limits that make a client without a token, or a slow one, cost the gateway next to nothing.
+    max_body_bytes: int = 1024 * 1024  # the API takes small JSON documents, never uploads
+    header_timeout_s: float = 10.0  # from a request's first byte to the end of its headers
+    body_timeout_s: float = 30.0  # from the end of the headers to the end of the body
+    idle_timeout_s: float = 60.0  # a kept-alive connection with no request
+    max_connections_per_address: int = 32  # open at once from one client address (a proxy counts as one)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,8 +206,12 @@ class GatewayConfig:
 
     path: str
     store_path: str = "var/smsgw.sqlite3"
+    #: A group whose members may read the store and settlement files (0640); None: the owner only (0600).
+    file_group: str | None = None
     log_level: str = "info"
     mo_reassembly_timeout_s: float = 120.0
+    #: An MO with the carrier id and the content of one accepted this recently is a redelivery.
+    mo_dedupe_window_s: float = DEFAULT_MO_DEDUPE_WINDOW_S
     shutdown_timeout_s: float = 5.0
     embedded_simulators: bool = True
     control_host: str = "127.0.0.1"
@@ -343,8 +357,10 @@ def _build(
 
     gw = _Table(checker, ("gateway",), root.table("gateway", {}) or {})
     store_path = gw.string("store_path", "var/smsgw.sqlite3", min_len=1)
+    file_group = _file_group(gw)
     log_level = gw.choice("log_level", "info", LOG_LEVELS)
     mo_reassembly_timeout_s = gw.number("mo_reassembly_timeout_s", 120.0, hi=86400)
+    mo_dedupe_window_s = gw.number("mo_dedupe_window_s", DEFAULT_MO_DEDUPE_WINDOW_S, lo=60.0, hi=30 * 86400.0)
     shutdown_timeout_s = gw.number("shutdown_timeout_s", 5.0, hi=300)
     embedded = gw.boolean("embedded_simulators", True)
     gw.finish()
@@ -365,12 +381,15 @@ def _build(
     _check_carriers_and_simulators(checker, carriers, simulators, embedded, control_port)
     _check_routes(checker, routes, carriers, known_handlers)
     _check_admin_port(checker, admin, simulators, embedded, control_port)
+    _check_carrier_ports(checker, carriers, simulators, admin, embedded, (control_host, control_port))
 
     return GatewayConfig(
         path=path,
         store_path=store_path,
+        file_group=file_group,
         log_level=log_level,
         mo_reassembly_timeout_s=mo_reassembly_timeout_s,
+        mo_dedupe_window_s=mo_dedupe_window_s,
         shutdown_timeout_s=shutdown_timeout_s,
         embedded_simulators=embedded,
         control_host=control_host,
@@ -381,6 +400,18 @@ def _build(
         abuse=abuse,
         admin=admin,
     )
+
+
+def _file_group(t: _Table) -> str | None:
+    name = t.string("file_group", None, min_len=1)
+    if name is None:
+        return None
+    try:
+        group_id(name)
+    except KeyError:
+        t.error("file_group", f"no group named {_show(name)} on this machine")
+        return None
+    return name
 
 
 def _abuse(t: _Table) -> AbuseConfig:
@@ -442,6 +473,7 @@ def _carriers(checker: _Checker, root: _Table) -> list[CarrierConfig]:
             short_codes=_short_codes(t, "short_codes", at_least_one=True),
             # A minute to a week: shorter expires before a congested SMSC retries; longer is stale news.
             validity_s=t.integer("validity_s", 86400, 60, 7 * 86400),
+            validity_format=t.choice("validity_format", "relative", VALIDITY_FORMATS),
             source_addr_ton=t.integer("source_addr_ton", 3, 0, 6),
             source_addr_npi=t.integer_in("source_addr_npi", 0, _NPI_VALUES, "SMPP numbering plan indicators"),
             dest_addr_ton=t.integer("dest_addr_ton", 1, 0, 6),
@@ -725,11 +757,22 @@ def _admin(checker: _Checker, root: _Table) -> AdminConfig:
             host = None
     port = t.integer("port", 12790, 0, 65535)
     tokens = _admin_tokens(checker, t)
+    d = AdminConfig()
+    limits = {
+        "max_body_bytes": t.integer("max_body_bytes", d.max_body_bytes, 1024, 64 * 1024 * 1024),
+        "header_timeout_s": t.number("header_timeout_s", d.header_timeout_s, hi=300.0),
+        "body_timeout_s": t.number("body_timeout_s", d.body_timeout_s, hi=3600.0),
+        "idle_timeout_s": t.number("idle_timeout_s", d.idle_timeout_s, hi=3600.0),
+        "max_connections_per_address": t.integer("max_connections_per_address", d.max_connections_per_address,
+                                                 1, 10_000),
+    }
     t.finish()
     if enabled and tokens is not None and not tokens:
         t.error("tokens", "at least one [[admin.tokens]] is required when the admin API is enabled")
     return AdminConfig(
-        enabled=bool(enabled), host=host or "127.0.0.1", port=12790 if port is None else port, tokens=tokens or ()
+        enabled=bool(enabled), host=host or "127.0.0.1", port=12790 if port is None else port, tokens=tokens or (),
+        # A bad value is already reported; the default stands in so the rest can still be checked.
+        **{key: getattr(d, key) if value is None else value for key, value in limits.items()},
     )
 
 
@@ -801,3 +844,67 @@ def _check_admin_port(
                 where: KeyPath = ("simulators", sim.name, "port")
                 checker.error(here, f"{admin.port} is already used by {_render_path(where)} (line {checker.line(where)})")
                 return
+
+
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def _local(host: str) -> bool:
+    if host in _LOOPBACK_NAMES:
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _same_host(a: str | None, b: str | None) -> bool:
+    """Whether a client of `a` reaches a server listening on `b` (loopback spellings are one host;
+    a server on 0.0.0.0 listens on every local address)."""
+    if a is None or b is None:
+        return False
+    if a == b:
+        return True
+    return _local(a) and _local(b)
+
+
+def _check_carrier_ports(
+    checker: _Checker,
+    carriers: list[CarrierConfig],
+    simulators: list[SimulatorConfig],
+    admin: AdminConfig,
+    embedded: bool | None,
+    control: tuple[str | None, int | None],
+) -> None:
+    """A carrier must not point at one of our own listening ports: the admin API, the simulators'
+    control port, or (embedded) another carrier's simulator. Its bind would reach the wrong server."""
+    ours: list[tuple[str, int, KeyPath]] = []
+    if admin.enabled and admin.port:
+        ours.append((admin.host, admin.port, ("admin", "port")))
+    control_host, control_port = control
+    if control_host is not None and control_port:
+        ours.append((control_host, control_port, ("control", "port")))
+    sims = {sim.name: sim for sim in simulators}
+    names = {c.name for c in carriers}
+    for c in carriers:
+        if not c.port:
+            continue  # 0: the embedded simulator's port, whatever it is
+        own = sims.get(c.name)
+        if embedded and own is not None and own.port == c.port and _same_host(c.host, own.host):
+            continue  # its own simulator: a clash of that port is reported on the listening side
+        here: KeyPath = ("carriers", c.name, "port")
+        for host, port, where in ours:
+            if c.port == port and _same_host(c.host, host):
+                checker.error(here, f"{c.port} is {_render_path(where)} (line {checker.line(where)}), a port of "
+                                    "this gateway's own, not an SMSC; give the carrier's SMSC port")
+                break
+        else:
+            if not embedded:
+                continue
+            for sim in simulators:
+                if sim.name in names and sim.name != c.name and sim.port == c.port and _same_host(c.host, sim.host):
+                    where = ("simulators", sim.name, "port")
+                    checker.error(here, f"{c.port} is {_render_path(where)} (line {checker.line(where)}): this "
+                                        f"carrier would bind to the {sim.name} simulator")
+                    break

@@ -115,7 +115,8 @@ class Gateway(MultiService):
     async def start(self) -> None:
         cfg = self.config
         self.store = await Store.open(
-            cfg.store_path, clock=self.clock.seconds,
+            cfg.store_path, clock=self.clock.seconds, mo_dedupe_window=cfg.mo_dedupe_window_s,
+            file_group=cfg.file_group,
             components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
         )
         try:
@@ -149,7 +150,7 @@ class Gateway(MultiService):
         self.admin = self._admin_service(handlers)
         # USSD dialogues: the app is the handler a feature registers as "ussd" (none: "not offered").
         self.ussd = UssdChannel(store, self.clock, lambda: self.carriers, self.queue.enqueue,
-                                find_app(handlers))
+                                find_app(handlers), bound_since=self._bound_since)
         self.ussd.setServiceParent(self)
         self.traffic = TrafficLog(self)  # per-message events are at debug: their counts at info
         self.traffic.setServiceParent(self)
@@ -462,6 +463,12 @@ class Gateway(MultiService):
         self.counters["processed"] += 1
         waited = max(0.0, self.clock.seconds() - inbound.received_at)
         self.metrics.mo_processing.labels(inbound.carrier).observe(waited)
+
+    def _bound_since(self, carrier: str) -> float | None:
+        connector = self.connectors.get(carrier)
+        if connector is None or connector.transmitter() is None:
+            return None
+        return connector.bound_since
 
     def _mt_result(self, carrier: str, outbound: Any, result: str) -> None:
         if result == "sent":

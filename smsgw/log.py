@@ -45,6 +45,16 @@ def _counting_logger(min_level: int) -> type:
     return type(f"Counting{base.__name__}", (base,), below)
 
 
+def excerpt(value: object, limit: int = 40, quote: str | None = None) -> str:
+    """`value` quoted for an error message (repr, or between `quote`s), cut to its first `limit`
+    characters: an answer or a log line never echoes a whole (possibly huge, possibly personal)
+    input back."""
+    text = value if isinstance(value, str) else str(value)
+    shown = text[:limit]
+    shown = repr(shown) if quote is None else f"{quote}{shown}{quote}"
+    return shown if len(text) <= limit else f"{shown}… ({len(text)} characters)"
+
+
 def configure(level: str = "info", stream: Any = None) -> None:
     structlog.configure(
         processors=[

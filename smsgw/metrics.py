@@ -118,3 +118,13 @@ class _GatewayCollector:
         for reason, value in sorted(gw.abuse.counters.items()):
             abuse.add_metric([reason], value)
         yield abuse
+
+        refused = CounterMetricFamily(
+            "smsgw_admin_refused",
+            "Admin API requests and connections refused before reaching an endpoint, by reason.",
+            labels=["reason"],
+        )
+        if gw.admin is not None:
+            for reason, value in sorted(gw.admin.site.refusals.items()):
+                refused.add_metric([reason], value)
+        yield refused

@@ -2,7 +2,8 @@
 
 Each step is a tuple of single SQL statements (not a script): Python's `executescript` commits
 before it runs, and the whole upgrade must happen inside ONE transaction so that a crash halfway
-leaves the previous schema intact.  Steps are append-only: never edit a released step, add a new
+leaves the previous schema intact.  A step may call the SQL functions `migrate` registers (the
+MO content hash), so data can be carried over into a new shape.  Steps are append-only: never edit a released step, add a new
 one that alters what the old one made.
 """
 
@@ -10,6 +11,11 @@ from __future__ import annotations
 
 import sqlite3
 from typing import Final
+
+from smsgw.redelivery import content_hash
+
+#: The SQL name of `redelivery.content_hash` during migrations (steps that fingerprint stored MOs).
+CONTENT_HASH_SQL: Final = "smsgw_content_hash"
 
 # Version N is reached by applying MIGRATIONS[0..N-1] in order.
 MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
@@ -132,6 +138,31 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "CREATE INDEX dlr_unmatched ON dlr (carrier, smsc_id) WHERE outbound_id IS NULL",
         "CREATE INDEX dlr_outbound ON dlr (outbound_id) WHERE outbound_id IS NOT NULL",
     ),
+    # 2: a redelivery is the same carrier MO id with the same content within a window
+    # (smsgw/redelivery.py), no longer any id seen before: carriers reuse ids.
+    (
+        # One row per (carrier, id, content) accepted within the window, pointing at its MO.  The
+        # primary key is what makes the decision safe when several gateways share the database:
+        # accept_mo claims the row with an upsert, so two copies cannot both be taken for new.
+        """CREATE TABLE mo_seen (
+            carrier        TEXT    NOT NULL,
+            carrier_msg_id TEXT    NOT NULL,
+            content_hash   TEXT    NOT NULL,
+            inbound_id     INTEGER NOT NULL,
+            received_at    REAL    NOT NULL,
+            PRIMARY KEY (carrier, carrier_msg_id, content_hash)
+        )""",
+        "CREATE INDEX mo_seen_received ON mo_seen (received_at)",
+        # MOs already stored stay recognised after the upgrade (ones older than the window are
+        # pruned by the store later); the old unique index made (carrier, id) unique, so each
+        # becomes one row.
+        f"""INSERT INTO mo_seen (carrier, carrier_msg_id, content_hash, inbound_id, received_at)
+            SELECT carrier, carrier_msg_id,
+                   {CONTENT_HASH_SQL}(msisdn, short_code, text, channel, session_id, session_event),
+                   id, received_at
+            FROM inbound WHERE carrier_msg_id IS NOT NULL""",
+        "DROP INDEX inbound_dedupe",
+    ),
 )
 
 LATEST: Final[int] = len(MIGRATIONS)
@@ -157,6 +188,7 @@ def migrate(conn: sqlite3.Connection, path: str = "") -> tuple[int, int]:
     only transaction control.  BEGIN IMMEDIATE takes the write lock up front, so two processes
     opening the same fresh file cannot both try to create the tables.
     """
+    conn.create_function(CONTENT_HASH_SQL, 6, content_hash, deterministic=True)
     conn.execute("BEGIN IMMEDIATE")
     try:
         before = current_version(conn)

@@ -37,11 +37,12 @@ from smsgw.dlr import normalise_message_id
 from smsgw.log import get_logger, mask_msisdn
 from smsgw.ratelimit import AdaptiveRate, TokenBucket
 from smsgw.smpp import constants as c
+from smsgw.smpp import smpptime
 from smsgw.smpp.pdu import Pdu
 from smsgw.smpp.session import ResponseTimeout, SessionClosed
 
 from smsgw.store import StoreUnavailable
-from smsgw.ussd.variants import UssdVariant, submit_tlvs
+from smsgw.ussd.variants import UssdVariant, submit_service_type, submit_tlvs
 
 if TYPE_CHECKING:
     from smsgw.config import CarrierConfig
@@ -345,7 +346,7 @@ class CarrierSender:
             job.in_flight.add(part.part_no)
             self.rate.record(now)
             self.stats.submitted += 1
-            d = session.send_request(self._submit_pdu(job.outbound, part))
+            d = session.send_request(self._submit_pdu(job.outbound, part, now))
             d.addBoth(self._submit_done, job, part)
             if job.next_part() is None:
                 ready.popleft()
@@ -375,7 +376,7 @@ class CarrierSender:
             self.stats.submitted += 1
             self.stats.ussd_submitted += 1
             self.ussd_rate.take(now)
-            d = session.send_request(self._submit_pdu(job.outbound, part))
+            d = session.send_request(self._submit_pdu(job.outbound, part, now))
             d.addBoth(self._submit_done, job, part)
         return True
 
@@ -384,7 +385,7 @@ class CarrierSender:
         self.pump()
         return None
 
-    def _submit_pdu(self, outbound: "Outbound", part: smstext.MessagePart) -> Pdu:
+    def _submit_pdu(self, outbound: "Outbound", part: smstext.MessagePart, now: float) -> Pdu:
         cfg = self.config
         params = {
             "service_type": "",
@@ -400,10 +401,14 @@ class CarrierSender:
             "short_message": part.short_message,
         }
         if outbound.channel == USSD_CHANNEL:
-            # A screen gets no delivery receipt; its TLVs continue or end the carrier's dialogue.
+            # A screen gets no delivery receipt; its TLVs continue or end the carrier's dialogue,
+            # echoing the session marker (and service_type) the handset's input came with.
             params["registered_delivery"] = 0
+            params["service_type"] = submit_service_type(outbound.session_id)
             return Pdu(c.SUBMIT_SM, 0, c.ESME_ROK, params,
                        submit_tlvs(self._ussd, outbound.session_id, outbound.end_session))
+        # What is left of the MT's validity, so the SMSC stops trying when we would have.
+        params["validity_period"] = smpptime.validity_period(cfg.validity_format, outbound.expires_at, now)
         return Pdu(c.SUBMIT_SM, 0, c.ESME_ROK, params, dict(part.tlvs))
 
     # -- responses --------------------------------------------------------------------

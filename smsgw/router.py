@@ -64,8 +64,8 @@ class _Table:
     handlers: Mapping[str, Handler]
     by_code: Mapping[str, Mapping[str, _Target]]  # short code -> token -> target (wildcard routes merged in)
     anywhere: Mapping[str, _Target]  # routes without short codes, for codes not named by any route
-    # (code or None, lang) -> (canonical, shown) pairs; None stands for codes no route names
-    display: Mapping[tuple[str | None, Lang], tuple[tuple[str, str], ...]]
+    # (code or None, lang) -> (canonical, shown, handler name); None stands for codes no route names
+    display: Mapping[tuple[str | None, Lang], tuple[tuple[str, str, str], ...]]
 
 
 def _describe(route: RouteLike) -> str:
@@ -150,6 +150,11 @@ class Router:
 
     def keyword_pairs(self, short_code: str, lang: Lang) -> list[tuple[str, str]]:
         """Like `keywords_for`, paired with the canonical keyword (for looking up per-keyword texts)."""
+        return [(canonical, shown) for canonical, shown, _handler in self.keyword_entries(short_code, lang)]
+
+    def keyword_entries(self, short_code: str, lang: Lang) -> list[tuple[str, str, str]]:
+        """Like `keyword_pairs`, with the name of the handler that answers each keyword there (one
+        keyword may mean different services on different short codes)."""
         table = self._table
         key_code: str | None = short_code if short_code in table.by_code else None
         return list(table.display[(key_code, Lang.AR if lang is Lang.AR else Lang.EN)])
@@ -224,17 +229,17 @@ class Router:
 
         by_code = {code: {**anywhere, **scope} for code, scope in specific.items()}
 
-        display: dict[tuple[str | None, Lang], tuple[tuple[str, str], ...]] = {}
+        display: dict[tuple[str | None, Lang], tuple[tuple[str, str, str], ...]] = {}
         for shown_code in [None, *by_code]:
             for lang in (Lang.EN, Lang.AR):
-                shown: dict[str, str] = {}
+                shown: dict[str, tuple[str, str]] = {}
                 for route, codes, target, _keys in compiled:
                     if not target.keyword or (codes and shown_code not in codes):
                         continue
                     word = target.keyword
                     if lang is Lang.AR:
                         word = _first_arabic(tuple(route.aliases)) or word
-                    shown.setdefault(target.keyword, word)
-                display[(shown_code, lang)] = tuple(shown.items())
+                    shown.setdefault(target.keyword, (word, route.handler))
+                display[(shown_code, lang)] = tuple((kw, word, handler) for kw, (word, handler) in shown.items())
 
         return _Table(routes, merged, by_code, anywhere, display)

@@ -23,7 +23,8 @@ Why it is built this way
 * Only this module writes SQL.  Times come from the caller or the injected `clock`, so tests are
   deterministic.
 * Retention is not handled yet: inbound, outbound, mt_part and dlr rows (and unmatched receipts)
-  are kept for ever; mo_part_done rows are pruned after `part_dedupe_window`.
+  are kept for ever; mo_part_done rows are pruned after `part_dedupe_window`, mo_seen rows (the
+  redelivery fingerprints) after `mo_dedupe_window`.
 """
 
 from __future__ import annotations
@@ -35,14 +36,15 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import aiosqlite
 
-from smsgw import migrations
+from smsgw import files, migrations
 from smsgw.log import get_logger
 from smsgw.message import Channel, Inbound, SessionEvent
+from smsgw.redelivery import DEFAULT_WINDOW_S as DEFAULT_MO_DEDUPE_WINDOW_S
+from smsgw.redelivery import content_hash
 
 log = get_logger(__name__)
 
@@ -174,6 +176,7 @@ _PART_KEY_WHERE = "carrier = ? AND msisdn = ? AND short_code = ? AND ref = ? AND
 _OP_ERRORS = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.DataError)
 
 _IN_CHUNK = 500  # ids per `IN (...)`, well under SQLite's bound-variable limit
+_MO_SEEN_PRUNE_EVERY_S = 60.0
 
 
 def _inbound(row: Sequence[Any]) -> Inbound:
@@ -300,12 +303,16 @@ class Store:
         clock: Callable[[], float],
         max_batch: int,
         part_dedupe_window: float,
+        mo_dedupe_window: float = DEFAULT_MO_DEDUPE_WINDOW_S,
     ) -> None:
         self._db = db
         self._path = path
         self._clock = clock
         self._max_batch = max_batch
         self._part_dedupe_window = part_dedupe_window
+        self._mo_dedupe_window = mo_dedupe_window
+        # When mo_seen was last pruned (connection thread only); 0: at the first MO.
+        self._mo_seen_pruned_at = 0.0
         self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
         self._flusher: asyncio.Future[None] | None = None
         self._closed = False
@@ -329,7 +336,9 @@ class Store:
         busy_timeout: float = 5.0,
         max_batch: int = 2000,
         part_dedupe_window: float = 3600.0,
+        mo_dedupe_window: float = DEFAULT_MO_DEDUPE_WINDOW_S,
         components: Sequence[migrations.Component] = (),
+        file_group: str | None = None,
     ) -> "Store":
         """Open (creating directories and file as needed) and migrate the schema.
 
@@ -337,20 +346,24 @@ class Store:
         `max_batch`: most writes per transaction, bounding how long one commit keeps callers waiting.
         `part_dedupe_window`: seconds during which a part identical to one of an already assembled
         long MO is treated as a redelivery and dropped.
+        `mo_dedupe_window`: seconds during which an MO with the carrier id and the content of one
+        already accepted is treated as a redelivery and dropped (smsgw/redelivery.py).
+        `file_group`: the group that may read the files (0640); without one they are 0600
+        (smsgw/files.py: a new store is created so, an existing one open to others is warned about).
         Raises `SchemaTooNew` if the file was written by a newer gateway.
         """
-        if path != ":memory:" and not path.startswith("file:"):
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        files.prepare_store(path, file_group)
         # isolation_level=None: the sqlite3 module must not open transactions behind our back;
         # _run_batch issues BEGIN/COMMIT itself.
         db = await aiosqlite.connect(
             path, isolation_level=None, timeout=busy_timeout, cached_statements=256
         )
         try:
-            store = cls(db, path, clock, max_batch, part_dedupe_window)
+            store = cls(db, path, clock, max_batch, part_dedupe_window, mo_dedupe_window)
             before, after = await store._in_worker(store._setup, path, busy_timeout)
             for name, steps in components:
                 await store._in_worker(migrations.migrate_component, name, steps, path)
+            files.secure_store_companions(path, file_group)
         except BaseException:
             await db.close()
             raise
@@ -493,22 +506,30 @@ class Store:
     async def accept_mo(self, mo: NewMo) -> tuple[Inbound | None, bool]:
         """Store an MO; returns (stored Inbound, duplicate?) once COMMITTED.
 
-        duplicate=True when (carrier, carrier_msg_id) was accepted before (a None id never counts);
-        then the Inbound is the earlier row.
+        duplicate=True when the MO is a redelivery (smsgw/redelivery.py): the same carrier MO id
+        with the same content was accepted within `mo_dedupe_window`; then the Inbound is the
+        earlier row.  A None id never counts.
         """
         # Validate here so a bad value fails its caller at once, not inside a shared batch.
         channel, event = Channel(mo.channel), SessionEvent(mo.session_event)
-        return await self._write(functools.partial(self._op_accept_mo, mo=mo, channel=channel, event=event))
+        fingerprint = None
+        if mo.carrier_msg_id is not None:
+            fingerprint = content_hash(mo.msisdn, mo.short_code, mo.text, channel.value, mo.session_id, event.value)
+        return await self._write(
+            functools.partial(self._op_accept_mo, mo=mo, channel=channel, event=event, fingerprint=fingerprint)
+        )
 
-    @staticmethod
     def _op_accept_mo(
-        conn: sqlite3.Connection, mo: NewMo, channel: Channel, event: SessionEvent
+        self, conn: sqlite3.Connection, mo: NewMo, channel: Channel, event: SessionEvent, fingerprint: str | None
     ) -> tuple[Inbound | None, bool]:
-        # Insert first and look the earlier row up only on conflict: one statement per new MO.
+        # Insert the MO, then claim its (carrier, id, content) with an upsert that takes over a
+        # claim only once it is older than the window.  No claim means a redelivery: the MO just
+        # inserted is taken out again (same transaction, never seen by anyone).  The upsert is the
+        # whole decision, in SQL PostgreSQL runs as well: with several gateways on one database,
+        # the second copy waits on the key and then finds it claimed.
         cur = conn.execute(
             "INSERT INTO inbound (carrier, carrier_msg_id, msisdn, short_code, text, data_coding,"
-            " channel, session_id, session_event, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (carrier, carrier_msg_id) WHERE carrier_msg_id IS NOT NULL DO NOTHING",
+            " channel, session_id, session_event, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 mo.carrier,
                 mo.carrier_msg_id,
@@ -522,14 +543,28 @@ class Store:
                 mo.received_at,
             ),
         )
-        if cur.rowcount == 0:
-            row = conn.execute(
-                f"SELECT {_INBOUND_COLS} FROM inbound WHERE carrier = ? AND carrier_msg_id = ?",
-                (mo.carrier, mo.carrier_msg_id),
-            ).fetchone()
-            return _inbound(row), True
+        inbound_id: int = cur.lastrowid  # type: ignore[assignment]
+        if fingerprint is not None:
+            self._prune_mo_seen(conn, mo.received_at)
+            claimed = conn.execute(
+                "INSERT INTO mo_seen (carrier, carrier_msg_id, content_hash, inbound_id, received_at)"
+                " VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (carrier, carrier_msg_id, content_hash) DO UPDATE"
+                " SET inbound_id = excluded.inbound_id, received_at = excluded.received_at"
+                " WHERE mo_seen.received_at < ?",
+                (mo.carrier, mo.carrier_msg_id, fingerprint, inbound_id, mo.received_at,
+                 mo.received_at - self._mo_dedupe_window),
+            ).rowcount
+            if claimed == 0:
+                conn.execute("DELETE FROM inbound WHERE id = ?", (inbound_id,))
+                row = conn.execute(
+                    f"SELECT {_INBOUND_COLS} FROM inbound WHERE id = (SELECT inbound_id FROM mo_seen"
+                    " WHERE carrier = ? AND carrier_msg_id = ? AND content_hash = ?)",
+                    (mo.carrier, mo.carrier_msg_id, fingerprint),
+                ).fetchone()
+                return (_inbound(row) if row is not None else None), True
         inbound = Inbound(
-            id=cur.lastrowid,  # type: ignore[arg-type]
+            id=inbound_id,
             carrier=mo.carrier,
             msisdn=mo.msisdn,
             short_code=mo.short_code,
@@ -540,6 +575,13 @@ class Store:
             session_id=mo.session_id,
         )
         return inbound, False
+
+    def _prune_mo_seen(self, conn: sqlite3.Connection, now: float) -> None:
+        """Forget claims older than the window, at most once a minute (the table stays window-sized)."""
+        if now - self._mo_seen_pruned_at < _MO_SEEN_PRUNE_EVERY_S:
+            return
+        conn.execute("DELETE FROM mo_seen WHERE received_at < ?", (now - self._mo_dedupe_window,))
+        self._mo_seen_pruned_at = now
 
     async def accept_mo_part(
         self, part: NewMoPart, assemble: Callable[[dict[int, bytes], int], str | None]

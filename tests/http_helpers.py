@@ -80,3 +80,49 @@ async def http(
     response.deliverBody(_Collect(done))
     raw = await done.asFuture(loop)
     return HttpResult(response.code, response.headers, raw)
+
+
+class RawConnection(Protocol):
+    """One TCP connection to the server for requests no HTTP client would send: headers that
+    trickle in, a body announced and never sent, a chunked body that never ends."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.closed: Deferred[None] = Deferred()
+        self.is_closed = False
+
+    def dataReceived(self, data: bytes) -> None:
+        self.received += data
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self.is_closed = True
+        self.closed.callback(None)
+
+    def send(self, data: bytes) -> None:
+        self.transport.write(data)  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        if not self.is_closed:
+            self.transport.abortConnection()  # type: ignore[union-attr]
+
+    def response(self) -> HttpResult | None:
+        """The first complete response received so far (Content-Length framed), or None."""
+        head, sep, rest = bytes(self.received).partition(b"\r\n\r\n")
+        if not sep:
+            return None
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = Headers()
+        for line in lines:
+            name, _, value = line.partition(":")
+            headers.addRawHeader(name.strip().encode("latin-1"), value.strip().encode("latin-1"))
+        length = int((headers.getRawHeaders(b"content-length") or [b"0"])[0])
+        if len(rest) < length:
+            return None
+        return HttpResult(int(status_line.split()[1]), headers, rest[:length])
+
+
+async def raw_connect(port: int) -> RawConnection:
+    from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+
+    return await connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", port), RawConnection()).asFuture(
+        asyncio.get_running_loop())

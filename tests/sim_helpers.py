@@ -109,12 +109,13 @@ class Esme(SmppFraming):
 
     def submit(self, dest: str, short_message: bytes | str = b"hello", *, source: str = "90091",
                data_coding: int = 0, esm_class: int = 0, registered_delivery: int = 0,
-               tlvs: dict[int, bytes] | None = None) -> Deferred[Pdu]:
+               tlvs: dict[int, bytes] | None = None, service_type: str = "") -> Deferred[Pdu]:
         if isinstance(short_message, str):
             short_message = alphabet.encode_gsm7(short_message)
-        return self.request(c.SUBMIT_SM, submit_params(dest, short_message, source=source, data_coding=data_coding,
-                                                       esm_class=esm_class, registered_delivery=registered_delivery),
-                            tlvs)
+        params = submit_params(dest, short_message, source=source, data_coding=data_coding, esm_class=esm_class,
+                               registered_delivery=registered_delivery)
+        params["service_type"] = service_type
+        return self.request(c.SUBMIT_SM, params, tlvs)
 
     def sync(self) -> Deferred[Pdu]:
         """An enquire_link round trip: TCP keeps order, so once it is answered the SMSC has

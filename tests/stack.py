@@ -110,6 +110,8 @@ class Stack:
     gateway: Gateway
     features: Sequence[Feature]
     service_clock: IReactorTime | None
+    specs: Sequence[SimulatorSpec] = ()
+    faults: Mapping[str, FaultPlan] | None = None
 
     def smsc(self, carrier: str) -> Any:
         return self.sims.smsc(carrier)
@@ -143,9 +145,24 @@ class Stack:
     def handset(self, carrier: str, msisdn: str) -> list[HandsetMessage]:
         return [m for m in self.smsc(carrier).handset_messages if m.msisdn == msisdn]
 
-    async def restart_gateway(self) -> None:
-        """A clean stop and a new gateway on the same store (what a deploy does)."""
+    async def restart_gateway(self, down_for: float = 0.0) -> None:
+        """A clean stop and a new gateway on the same store (what a deploy does), `down_for`
+        seconds later."""
         await self.gateway.stop()
+        if down_for:
+            await asyncio.sleep(down_for)
+        self.gateway = _gateway(self.config, self.sims, self.features, self.service_clock)
+        await self.gateway.start()
+        await self.wait_bound()
+
+    async def restart_all(self) -> None:
+        """Stop the gateway and the simulators, start both again on the same store: the
+        simulators are new processes as far as the gateway can tell (fresh id counters; a
+        FaultPlan with ids_from_base makes them repeat the ids of their previous run)."""
+        await self.gateway.stop()
+        await wait(self.sims.stop())
+        faults = {name: FaultPlan(**plan.as_dict()) for name, plan in (self.faults or {}).items()}
+        self.sims = await wait(start_simulators(self.specs, "127.0.0.1", 0, reactor=reactor, faults=faults))
         self.gateway = _gateway(self.config, self.sims, self.features, self.service_clock)
         await self.gateway.start()
         await self.wait_bound()
@@ -203,7 +220,7 @@ async def start_stack(
     except BaseException:
         await wait(sims.stop())
         raise
-    stack = Stack(config, sims, gateway, chosen, service_clock)
+    stack = Stack(config, sims, gateway, chosen, service_clock, specs, faults)
     if bind:
         await stack.wait_bound()
     return stack
@@ -239,13 +256,23 @@ def copy_feature_configs(folder: Path) -> None:
             (folder / source.name).write_bytes(source.read_bytes())
 
 
+#: `python -m smsgw.cli`, as a terminal's foreground job runs it: with Ctrl-C (SIGINT) delivered.
+#: A suite launched as a background job (`pytest … &`) has SIGINT ignored, an ignored signal stays
+#: ignored through fork and exec, and Python and Twisted then leave it so: the gateway would not
+#: stop on SIGINT. Restoring Python's handler first makes the child independent of the launch.
+SMSGW_AS_FOREGROUND = (
+    "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "runpy.run_module('smsgw.cli', run_name='__main__', alter_sys=True)"
+)
+
+
 def spawn_gateway(config_path: Path, log_path: Path, *extra: str) -> subprocess.Popen[bytes]:
     """`smsgw run` as its own process; its JSON log goes to `log_path` (a pipe could fill and
     block it)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "smsgw.cli", "run", "--config", str(config_path), *extra],
+            [sys.executable, "-c", SMSGW_AS_FOREGROUND, "run", "--config", str(config_path), *extra],
             stdout=log_file, stderr=subprocess.STDOUT, cwd=str(ROOT), env=env,
         )
 

@@ -191,6 +191,7 @@ CARRIER_CASES = [
     ("mo_id_tlv = 0x0424  # <-\n", "mo_id_tlv", "0x0424 is message_payload"),
     ('system_type = "a_long_system_type"  # <-\n', "system_type", "at most 12 characters"),
     ("validity_s = 10  # <-\n", "validity_s", "between 60 and 604800"),
+    ('validity_format = "relatif"  # <-\n', "validity_format", 'did you mean "relative"?'),
     ("source_addr_ton = 7  # <-\n", "source_addr_ton", "between 0 and 6"),
     ("dest_addr_npi = 2  # <-\n", "dest_addr_npi", "must be one of 0, 1, 3, 4, 6, 8, 9, 10, 14, 18"),
     ("registered_delivery = 64  # <-\n", "registered_delivery", "between 0 and 31"),

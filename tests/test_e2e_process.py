@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from twisted.internet import reactor
 
 from carriers.faults import FaultPlan
@@ -83,15 +84,24 @@ async def test_killed_with_mts_queued_restart_delivers_each_once(tmp_path: Path)
         await wait(sims.stop())
 
 
+@pytest.mark.parametrize("launched", ["foreground", "as a background job"])
 @on_loop
-async def test_run_with_embedded_simulators_answers_send_and_stops_on_sigint(tmp_path: Path) -> None:
-    """`smsgw run` with its embedded simulators; `smsgw send` gets the HELP reply; SIGINT → exit 0."""
+async def test_run_with_embedded_simulators_answers_send_and_stops_on_sigint(tmp_path: Path, launched: str) -> None:
+    """`smsgw run` with its embedded simulators; `smsgw send` gets the HELP reply; SIGINT → exit 0.
+    Whether the suite itself runs in the foreground or as a background job (SIGINT ignored, and
+    inherited so by every child)."""
     store = tmp_path / "gw.sqlite3"
     ports = {"omantel": _free_port(), "ooredoo": _free_port(), "friendi": _free_port()}
     control = _free_port()
     config = write_process_config(tmp_path, ports, store, embedded=True, control_port=control)
     log = tmp_path / "gateway.log"
-    proc = spawn_gateway(config, log)
+    before = signal.getsignal(signal.SIGINT)
+    if launched != "foreground":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # what a shell does to a job started with `&`
+    try:
+        proc = spawn_gateway(config, log)
+    finally:
+        signal.signal(signal.SIGINT, before)
     try:
         await eventually(lambda: "gateway_started" in [e.get("event") for e in log_events(log)], timeout=15)
         await eventually(

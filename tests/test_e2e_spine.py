@@ -291,6 +291,60 @@ async def test_reply_expires_after_its_validity_period(tmp_path: Path) -> None:
 
 
 @on_loop
+async def test_the_smsc_keeps_an_mt_for_a_switched_off_handset_only_for_its_validity(tmp_path: Path) -> None:
+    """validity_s travels in every submit_sm, relative (Omantel) or absolute (Friendi, whose SMSC
+    reads only that form). A handset out of coverage gets its MT if it comes back in time; past
+    the validity the SMSC gives up and its EXPIRED receipt marks the MT undelivered."""
+    from smsgw.message import Reply
+
+    carriers = ["omantel", "friendi"]
+    stack = await start_stack(tmp_path, carriers=carriers,
+                              carrier_overrides={c: {"validity_s": 3} for c in carriers})
+    try:
+        back, away = "96891230070", "96891230071"
+        sent = {}
+        for carrier in carriers:
+            smsc = stack.smsc(carrier)
+            smsc.switch_off(back)
+            smsc.switch_off(away)
+            for msisdn in (back, away):
+                sent[carrier, msisdn] = await stack.gateway.send(Reply(carrier, msisdn, "90092", f"Notice {msisdn}"))
+        await eventually(lambda: all(len(stack.smsc(c).held_messages()) == 2 for c in carriers))
+        expiry = dict(await stack.gateway.store.read(
+            lambda conn: conn.execute("SELECT id, expires_at FROM outbound").fetchall()))
+        for carrier, form in (("omantel", "R"), ("friendi", "00+")):
+            for mt in stack.smsc(carrier).held_messages():
+                assert len(mt.validity_period) == 16 and mt.validity_period.endswith(form), mt.validity_period
+                # Relative: what was left, in whole seconds; absolute: to the tenth of a second.
+                assert -1.1 <= mt.expires_at - expiry[sent[carrier, mt.dest]] <= 0.1
+            assert stack.smsc(carrier).switch_on(back) == 1
+            assert [m.text for m in stack.handset(carrier, back)] == [f"Notice {back}"]
+
+        async def states() -> dict[tuple[str, str], tuple[str, str | None]]:
+            rows = await stack.gateway.store.read(lambda conn: conn.execute(
+                "SELECT o.carrier, o.msisdn, o.state, p.dlr_state FROM outbound AS o"
+                " JOIN mt_part AS p ON p.outbound_id = o.id").fetchall())
+            return {(r[0], r[1]): (r[2], r[3]) for r in rows}
+
+        async def settled() -> bool:
+            now = await states()
+            return all(now.get((c, m), ("", ""))[0] in ("delivered", "undelivered") for c in carriers
+                       for m in (back, away))
+
+        await eventually(settled, timeout=10)
+        final = await states()
+        for carrier in carriers:
+            assert final[carrier, back] == ("delivered", "DELIVRD")
+            assert final[carrier, away] == ("undelivered", "EXPIRED")
+            smsc = stack.smsc(carrier)
+            assert smsc.counters["expired"] == 1 and smsc.held_messages() == []
+            assert smsc.switch_on(away) == 0 and stack.handset(carrier, away) == []
+            assert smsc.anomalies == []
+    finally:
+        await stack.stop()
+
+
+@on_loop
 async def test_large_backlog_is_paged_from_the_store_with_bounded_memory(tmp_path: Path) -> None:
     """500 notices while the carrier refuses everything: at most the high-water mark is held in
     memory, MOs are still accepted and answered later, and every notice arrives exactly once."""

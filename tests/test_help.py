@@ -56,7 +56,7 @@ HELP_CASES = [
     # (text, code, lines expected in the reply)
     ("help", PARKING, ["Send to 90091:", "PARK 1234AB 30: park 30 min", "EXT 30: 30 min more", "STOP: no more SMS"]),
     ("HELP", REQUESTS, ["Send to 90092:", "HELP: this list", "STATUS <ref>: request status"]),
-    ("مساعدة", PARKING, ["أرسل إلى 90091:", "موقف 1234AB 30: وقوف 30 دقيقة", "تمديد 30: 30 دقيقة إضافية"]),
+    ("مساعدة", PARKING, ["أرسل إلى 90091:", "موقف 1234AB 30: وقوف 30 دقيقة", "تمديد 30: 30 دقيقة أخرى"]),
     ("مساعدة", REQUESTS, ["أرسل إلى 90092:", "حالة <رقم الطلب>: حالة الطلب", "توقف: إيقاف الرسائل"]),
 ]
 
@@ -87,11 +87,11 @@ LIMIT_CASES = [
     # (text, code, channel, must be GSM, max parts)
     ("help", PARKING, Channel.SMS, True, 1),
     ("help", REQUESTS, Channel.SMS, True, 1),
-    ("help", BUSY, Channel.SMS, True, 1),
+    ("help", BUSY, Channel.SMS, True, 2),
     ("help", "12345", Channel.SMS, True, 1),
     ("مساعدة", PARKING, Channel.SMS, False, 2),
     ("مساعدة", REQUESTS, Channel.SMS, False, 2),
-    ("مساعدة", BUSY, Channel.SMS, False, 2),
+    ("مساعدة", BUSY, Channel.SMS, False, 3),
     ("مساعدة", BUSY, Channel.USSD, False, 1),
     ("help", BUSY, Channel.USSD, True, 1),
 ]
@@ -101,10 +101,57 @@ LIMIT_CASES = [
 def test_help_length_limits(
     router: Router, text: str, code: str, channel: Channel, gsm: bool, max_parts: int
 ) -> None:
-    """English help is one GSM SMS; Arabic help is at most two UCS-2 parts (one on USSD)."""
+    """English help is one GSM SMS, Arabic two UCS-2 parts, each one part more where every line
+    needs it to say what it does (one screen on USSD, whatever it costs the explanations)."""
     reply = only(send(router, text, code, channel))
     assert texts.fits_7bit(reply) is gsm
     assert texts.sms_parts(reply) <= max_parts
+
+
+SHIPPED_ROUTER_HANDLERS = ("parking", "transactions")
+
+
+@pytest.fixture
+def shipped() -> Router:
+    from smsgw.config import load_config
+    from tests.stack import SHIPPED_CONFIG
+
+    class Quiet:
+        def handle(self, req: object) -> list[Reply]:
+            return []
+
+    return Router(load_config(SHIPPED_CONFIG).routes, {name: Quiet() for name in SHIPPED_ROUTER_HANDLERS})
+
+
+@pytest.mark.parametrize("code", [PARKING, REQUESTS])
+@pytest.mark.parametrize("text", ["HELP", "مساعدة"])
+def test_every_help_line_of_the_shipped_routes_says_what_it_does(shipped: Router, text: str, code: str) -> None:
+    """On both short codes, in both languages, each keyword comes with what it does (نعم and HELP
+    included), English in one GSM part and Arabic in at most three."""
+    reply = only(send(shipped, text, code))
+    header, *lines = reply.split("\n")
+    assert header.endswith(f"{code}:")
+    assert len(lines) == len(shipped.keyword_pairs(code, Lang.EN))
+    for line in lines:
+        keyword, _, what = line.partition(": ")
+        assert keyword and what, line
+    if text == "HELP":
+        assert texts.fits_7bit(reply) and texts.sms_parts(reply) == 1
+    else:
+        assert texts.sms_parts(reply) <= 3
+
+
+def test_the_my_line_says_what_my_is_on_each_short_code(shipped: Router) -> None:
+    """MY lists parking on 90091 and requests on 90092: each short code's HELP says which."""
+    def my_line(text: str, code: str, keyword: str) -> str:
+        [line] = [line for line in only(send(shipped, text, code)).split("\n") if line.startswith(keyword + ":")]
+        return line
+
+    assert my_line("HELP", PARKING, "MY") == "MY: your parking now"
+    assert my_line("HELP", REQUESTS, "MY") == "MY: your open requests"
+    assert my_line("مساعدة", PARKING, "مواقفي") == "مواقفي: وقوفك الحالي"
+    assert my_line("مساعدة", REQUESTS, "طلباتي") == "طلباتي: طلباتك المفتوحة"
+    assert my_line("مساعدة", PARKING, "نعم") == "نعم: 30 دقيقة أخرى بعد التذكير"
 
 
 def test_help_keeps_every_keyword_when_examples_do_not_fit(router: Router) -> None:

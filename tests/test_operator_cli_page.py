@@ -72,6 +72,12 @@ async def test_cli_status_routes_pause_resume_reload_audit_over_the_api(
         assert "90091" in reply
         code, out, _ = await smsgw("routes", "list", "--url", url)
         assert re.search(r"(?m)^INFO\s+معلومات\s+help\s+90091\s+api$", out)
+        # No action: the list, as `status` shows the links (options before or after work alike).
+        assert await smsgw("routes", "--url", url) == (code, out, "")
+        code, out, _ = await smsgw("routes", "--url", url, "--json")
+        assert code == 0 and "INFO" in [r["keyword"] for r in json.loads(out)["routes"]]
+        code, out, _ = await smsgw("routes", "--json", "list", "--url", url)
+        assert code == 0 and json.loads(out)["routes"]
         code, out, _ = await smsgw("routes", "add", "INFO", "nonexistent", "--url", url)
         assert code == 1
         code, out, _ = await smsgw("routes", "remove", "INFO", "--short-code", "90091", "--url", url)

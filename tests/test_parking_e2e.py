@@ -101,7 +101,8 @@ async def test_book_extend_and_cancel_across_carriers(tmp_path: Path) -> None:
         assert extended.text == "تذكرة 0000018: تمديد 1234AB حتى 11:30 (+30 د). المبلغ 100 بيسة."
         assert extended.data_coding == 8
         assert (await one(stack, "friendi", FRIENDI_USER, "MY")).text.startswith("You have no active parking.")
-        assert (await one(stack, "omantel", DRIVER, "MY")).text == "Your parking: 1234AB until 11:30 (MCT)"
+        assert (await one(stack, "omantel", DRIVER, "MY")).text == "Your parking: 1234AB until 11:30 (Muscat)"
+        assert (await one(stack, "omantel", DRIVER, "مواقفي")).text == "مواقفك: 1234AB حتى 11:30 (مسقط)"
         clock.advance(25 * 60)  # 10:25: 1 of 3 units used; the newest charges are given back first
         stopped = await one(stack, "omantel", DRIVER, "STOP")
         assert stopped.text == "Ticket 0000018: 1234AB stopped at 10:25. Credit 200 baisa."
@@ -124,7 +125,7 @@ async def test_reminder_then_yes(tmp_path: Path) -> None:
         since = len(stack.smsc("ooredoo").handset_messages)
         clock.advance(20 * 60)
         [reminder] = await wait(stack.smsc("ooredoo").wait_handset(SPOUSE, 1, since_index=since, timeout=5))
-        assert reminder.text == "ينتهي وقوف 55M الساعة 10:30. أرسل نعم لإضافة 30 دقيقة."
+        assert reminder.text == "ينتهي وقوف 55M الساعة 10:30. أرسل نعم لإضافة 30 دقيقة بـ 100 بيسة."
         assert reminder.source == PARKING
         yes = await one(stack, "ooredoo", SPOUSE, "نعم")
         assert yes.text == "تذكرة 0000018: تمديد 55M حتى 11:00 (+30 د). المبلغ 100 بيسة."
@@ -147,7 +148,7 @@ async def test_pending_reminder_survives_a_restart(tmp_path: Path) -> None:
         since = len(stack.smsc("friendi").handset_messages)
         clock.advance(50 * 60)
         [reminder] = await wait(stack.smsc("friendi").wait_handset(FRIENDI_USER, 1, since_index=since, timeout=5))
-        assert reminder.text == "Parking 1234AB ends at 11:00. Reply Y to add 30 min."
+        assert reminder.text == "Parking 1234AB ends at 11:00. Reply Y to add 30 min for 100 baisa."
         await stack.restart_gateway()
         clock.advance(60)
         await asyncio.sleep(0.3)

@@ -125,8 +125,9 @@ async def test_ext_cancel_my_and_which(tmp_path: Path) -> None:
     assert await send(h, "EXT 30") == "You have 2 cars parked: 55M, 1234AB. Send EXT with the plate, e.g. EXT 55M 30"
     assert await send(h, "تمديد") == "لديك 2 سيارات: 55M، 1234AB. أرسل تمديد مع اللوحة، مثال: تمديد 55M 30"
     assert await send(h, "STOP") == "You have 2 cars parked: 55M, 1234AB. Send CANCEL with the plate, e.g. CANCEL 55M"
-    assert await send(h, "MY") == "Your parking: 55M until 11:00 (MCT), 1234AB until 11:30 (MCT)"
-    assert await send(h, "مواقفي") == "مواقفك: 55M حتى 11:00 (MCT)، 1234AB حتى 11:30 (MCT)"
+    # The zone by its name, in the reply's language (not its code).
+    assert await send(h, "MY") == "Your parking: 55M until 11:00 (Muscat), 1234AB until 11:30 (Muscat)"
+    assert await send(h, "مواقفي") == "مواقفك: 55M حتى 11:00 (مسقط)، 1234AB حتى 11:30 (مسقط)"
     h.clock.advance(25 * MINUTE)
     assert await send(h, "STOP 1234AB") == "Ticket 0000018: 1234AB stopped at 10:25. Credit 200 baisa."
     assert await send(h, "إلغاء 55M") == "تذكرة 0000026: أُنهي وقوف 55M الساعة 10:25. يعاد لك 100 بيسة."
@@ -138,16 +139,54 @@ async def test_ext_cancel_my_and_which(tmp_path: Path) -> None:
 
 
 @on_loop
+async def test_my_names_each_zone_in_the_reply_language(tmp_path: Path) -> None:
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    await send(h, "777HH CBD 30")
+    await send(h, "1234AB 60")
+    assert await send(h, "MY") == "Your parking: 777HH until 10:30 (CBD Ruwi), 1234AB until 11:00 (Muscat)"
+    assert await send(h, "مواقفي") == "مواقفك: 777HH حتى 10:30 (روي التجاري)، 1234AB حتى 11:00 (مسقط)"
+    await h.close()
+
+
+@on_loop
+async def test_the_reminder_says_what_y_costs_and_y_charges_that(tmp_path: Path) -> None:
+    """The price in the reminder is what `Y` then charges: the stay as a whole priced again,
+    here past the end of paid hours (12:40 + 30 min: only 12:40-13:00 is paid, one unit)."""
+    h = await open_harness(tmp_path, at(TUESDAY, "12:10"))
+    await send(h, "1234AB 30")  # 12:10-12:40, one unit
+    h.clock.advance(20 * MINUTE)
+    assert await h.service.send_due_reminders(h.handler.reminder_reply) == 1
+    [reminder] = h.enqueued
+    assert reminder.text == "Parking 1234AB ends at 12:40. Reply Y to add 30 min for 100 baisa."
+    assert (await send(h, "Y")).endswith("extended to 13:10 (+30 min). Charged 100 baisa. Free from 13:00.")
+    await h.close()
+
+
+def test_a_reminder_for_an_extension_that_costs_nothing_says_so() -> None:
+    from handlers.parking.config import load_parking_config
+    from handlers.parking.handler import Wording
+    from handlers.parking.service import SessionView
+
+    config = load_parking_config(Path(__file__).resolve().parent.parent / "config" / "parking.toml")
+    stay = SessionView(1, "0000018", "1234AB", "MCT", "omantel", "96891234567", "90091", "en", at(SUNDAY, "10:00"),
+                       at(SUNDAY, "10:30"), 100, 0, "active", None)
+    assert Wording(config, Lang.EN, at(SUNDAY, "10:20")).reminder(stay, 0) == (
+        "Parking 1234AB ends at 10:30. Reply Y to add 30 min, free of charge.")
+    assert Wording(config, Lang.AR, at(SUNDAY, "10:20")).reminder(stay, 0) == (
+        "ينتهي وقوف 1234AB الساعة 10:30. أرسل نعم لإضافة 30 دقيقة بدون رسوم.")
+
+
+@on_loop
 async def test_yes_after_the_reminder(tmp_path: Path) -> None:
     h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
     await send(h, "حجز 1234AB 30")
     h.clock.advance(20 * MINUTE)
     assert await h.service.send_due_reminders(h.handler.reminder_reply) == 1
     [reminder] = h.enqueued
-    assert reminder.text == "ينتهي وقوف 1234AB الساعة 10:30. أرسل نعم لإضافة 30 دقيقة."
+    assert reminder.text == "ينتهي وقوف 1234AB الساعة 10:30. أرسل نعم لإضافة 30 دقيقة بـ 100 بيسة."
     assert len(reminder.text) <= 70
     reply = await send(h, "نعم")
-    assert "تمديد 1234AB حتى 11:00" in reply
+    assert "تمديد 1234AB حتى 11:00" in reply and reply.endswith("المبلغ 100 بيسة.")
     await h.close()
 
 
@@ -157,7 +196,7 @@ async def test_reminder_in_english(tmp_path: Path) -> None:
     await send(h, "1234AB 30")
     h.clock.advance(20 * MINUTE)
     await h.service.send_due_reminders(h.handler.reminder_reply)
-    assert [o.text for o in h.enqueued] == ["Parking 1234AB ends at 10:30. Reply Y to add 30 min."]
+    assert [o.text for o in h.enqueued] == ["Parking 1234AB ends at 10:30. Reply Y to add 30 min for 100 baisa."]
     assert (await send(h, "Y")).endswith("1234AB extended to 11:00 (+30 min). Charged 100 baisa.")
     await h.close()
 

@@ -12,7 +12,7 @@ import itertools
 import pytest
 
 from handlers import texts
-from handlers.parking.handler import Wording
+from handlers.parking.handler import EXAMPLE_PLATE as EXAMPLE, Wording
 from handlers.parking.parser import Command, Parsed, ParseError, Reason, chunks_of, parse
 from smsgw.message import Lang
 from smsgw.textnorm import detect_lang
@@ -323,3 +323,38 @@ def test_table_size() -> None:
     """The table covers a few hundred readings and at least 30 malformed messages."""
     total = len(PLATE_DURATION_CASES) + len(BOOKINGS) + len(COMMANDS) + len(INSPECTIONS) + len(MALFORMED)
     assert total >= 300 and len(MALFORMED) >= 30
+
+
+# -- symbols: a sign or an odd digit is never a duration --------------------------------------------
+
+SYMBOLS = [
+    ("2001AB -30", "2001AB", "-30"),
+    ("2001AB +30", "2001AB", "+30"),
+    ("2001AB \u221230", "2001AB", "-30"),  # the minus sign
+    ("2001AB \u201330", "2001AB", "-30"),  # an en dash typed as minus
+    ("-30", None, "-30"),
+    ("EXT -30", None, "-30"),
+    ("2019AB ²", "2019AB", "²"),
+    ("2019AB 3²", "2019AB", "²"),
+    ("2019AB ½", "2019AB", "½"),
+    ("2019AB ①", "2019AB", "①"),
+    ("٢٠١٩ أب ²", "2019AB", "²"),
+    ("2019AB ² ساعة", "2019AB", "²"),
+]
+
+
+@pytest.mark.parametrize(("text", "plate", "word"), SYMBOLS)
+def test_sign_or_odd_digit_is_refused(text: str, plate: str | None, word: str) -> None:
+    """`2001AB -30` is not 30 minutes and `2019AB ²` is not 2 hours (compatibility folding would make
+    it a 2): the message is refused with the usual hint, the plate kept for its example."""
+    result = read(text)
+    assert isinstance(result, ParseError), result
+    assert (result.reason, result.plate, result.word) == (Reason.UNKNOWN_WORD, plate, word)
+    lang = detect_lang(text)
+    reply = WORDS[lang].parse_error(result, text)
+    assert (plate or EXAMPLE) in reply and texts.sms_parts(reply) <= (2 if lang is Lang.AR else 1)
+
+
+@pytest.mark.parametrize("text", ["1234AB-30", "1234AB - 30", "1234-AB 30", "1234AB -- 30", "1234AB 30-"])
+def test_a_dash_between_words_still_separates(text: str) -> None:
+    assert read(text) == Parsed(Command.PARK, "1234AB", 30)

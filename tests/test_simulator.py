@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import pytest_twisted
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 
 from carriers import alphabet
 from carriers.control import ControlClient, ControlServer, control_request
@@ -781,6 +783,49 @@ async def test_control_mo_round_trip(harness: Harness) -> None:
     assert events[0]["mo_id"] == sims.smsc("omantel").mos[0].mo_id
     assert (events[1]["from"], events[1]["to"], events[1]["text"], events[1]["parts"]) == (
         "90091", MSISDN, "RE: HELP", 1)
+
+
+@pytest_twisted.ensureDeferred
+async def test_control_watch_and_power(harness: Harness) -> None:
+    """`watch` streams every SMS to one handset, from any carrier, until `count`; `power` takes a
+    handset out of coverage (its MTs are kept) and back (they are delivered then). A watch whose
+    client hangs up stops listening."""
+    sims = await started(harness, ["omantel", "friendi"])
+    omantel, friendi = sims.smsc("omantel"), sims.smsc("friendi")
+    esmes = {"omantel": await harness.bound(omantel), "friendi": await harness.bound(friendi)}
+    client = await control_client(harness, sims.control_port)
+    off = await client.request({"op": "power", "carrier": "omantel", "msisdn": MSISDN, "on": False})
+    assert off[-1] == {"event": "ok", "on": False, "held": 0}
+    seen: list[dict[str, Any]] = []
+    watching: Deferred[dict[str, Any]] = Deferred()
+    watch = client.request({"op": "watch", "msisdn": MSISDN, "count": 2},
+                           on_event=lambda e: (seen.append(e), e["event"] == "watching" and watching.callback(e)))
+    assert (await watching.addTimeout(5, reactor))["carriers"] == ["omantel", "friendi"]
+    await esmes["omantel"].submit(MSISDN, "kept while away")
+    await esmes["friendi"].submit("96891111111", "someone else")
+    await esmes["friendi"].submit(MSISDN, "on friendi")
+    assert [m.payload for m in omantel.held_messages(MSISDN)] == [alphabet.encode_gsm7("kept while away")]
+    on = await client.request({"op": "power", "carrier": "omantel", "msisdn": MSISDN, "on": True})
+    assert on[-1] == {"event": "ok", "on": True, "delivered": 1}
+    events = await watch.addTimeout(5, reactor)
+    assert [(e["event"], e.get("carrier"), e.get("text")) for e in events] == [
+        ("watching", None, None), ("mt", "friendi", "on friendi"), ("mt", "omantel", "kept while away"),
+        ("done", None, None)]
+    bad = await client.request({"op": "power", "carrier": "omantel", "msisdn": MSISDN, "on": "yes"})
+    assert bad[-1]["event"] == "error"
+
+    # A watch without a limit ends when its client goes; its listeners with it.
+    other = await ControlClient.connect(reactor, "127.0.0.1", sims.control_port)
+    listening: Deferred[dict[str, Any]] = Deferred()
+    other.request({"op": "watch", "msisdn": MSISDN}, on_event=lambda e: listening.called or listening.callback(e))
+    await listening.addTimeout(5, reactor)
+    assert omantel._listeners.get(MSISDN)
+    await other.close()
+    for _ in range(50):
+        if not omantel._listeners.get(MSISDN):
+            break
+        await deferLater(reactor, 0.02)
+    assert not omantel._listeners.get(MSISDN) and not friendi._listeners.get(MSISDN)
 
 
 @pytest_twisted.ensureDeferred

@@ -224,14 +224,14 @@ async def test_accept_mo_is_committed_when_it_returns(tmp_path: Path) -> None:
 
 @on_loop
 async def test_duplicate_mo(tmp_path: Path) -> None:
-    """A repeated (carrier, carrier_msg_id) is a duplicate returning the first row; a None id never is."""
+    """A redelivery (same carrier, id and content) returns the first row; a None id never is one."""
     store = await Store.open(str(tmp_path / "gw.db"))
     try:
         first, dup = await store.accept_mo(mo(1, msg_id="A"))
         assert not dup
-        again, dup = await store.accept_mo(mo(2, msg_id="A"))
+        again, dup = await store.accept_mo(mo(1, msg_id="A", received_at=T0 + 300))
         assert dup and again == first
-        other, dup = await store.accept_mo(mo(3, msg_id="A", carrier="ooredoo"))
+        other, dup = await store.accept_mo(mo(1, msg_id="A", carrier="ooredoo"))
         assert not dup and other is not None and other.id != first.id
         # Two identical messages in the same batch: still one row.
         (a, dup_a), (b, dup_b) = await asyncio.gather(
@@ -242,6 +242,80 @@ async def test_duplicate_mo(tmp_path: Path) -> None:
         n2, d2 = await store.accept_mo(mo(5, msg_id=None))
         assert not d1 and not d2 and n1.id != n2.id
         assert (await store.counts())["mo_received"] == 5
+    finally:
+        await store.close()
+
+
+@on_loop
+async def test_a_reused_mo_id_with_other_content_is_a_new_message(tmp_path: Path) -> None:
+    """Carriers reuse MO ids (a counter restarts or wraps): the same id from another sender, to
+    another short code or with another text is a new MO, never dropped."""
+    store = await Store.open(str(tmp_path / "gw.db"))
+    try:
+        first, _ = await store.accept_mo(mo(1, msg_id="A", text="HELP"))
+        for changed in ({"msisdn": "96899887766"}, {"short_code": "90092"}, {"text": "MY"},
+                        {"channel": "ussd", "session_id": "s-1", "session_event": "new"}):
+            again, dup = await store.accept_mo(mo(2, msg_id="A", **{"text": "HELP", **changed}))
+            assert not dup and again is not None and again.id != first.id, changed
+        assert (await store.counts())["mo_received"] == 5
+    finally:
+        await store.close()
+
+
+@on_loop
+async def test_the_same_mo_after_the_window_is_a_new_message(tmp_path: Path) -> None:
+    """A redelivery comes within the window; the same id and content later is a new message, and
+    from then on that later copy is the one its own redeliveries match."""
+    store = await Store.open(str(tmp_path / "gw.db"), mo_dedupe_window=600.0)
+    try:
+        first, _ = await store.accept_mo(mo(0, msg_id="A", text="HELP"))
+        _, dup = await store.accept_mo(mo(0, msg_id="A", text="HELP", received_at=T0 + 599))
+        assert dup
+        later, dup = await store.accept_mo(mo(0, msg_id="A", text="HELP", received_at=T0 + 601))
+        assert not dup and later is not None and later.id != first.id
+        again, dup = await store.accept_mo(mo(0, msg_id="A", text="HELP", received_at=T0 + 900))
+        assert dup and again == later
+    finally:
+        await store.close()
+
+
+@on_loop
+async def test_remembered_mo_ids_are_pruned_after_the_window(tmp_path: Path) -> None:
+    """The fingerprints of accepted MOs are kept for the window only: the table stays bounded."""
+    path = tmp_path / "gw.db"
+    store = await Store.open(str(path), mo_dedupe_window=600.0)
+    try:
+        for i in range(10):
+            await store.accept_mo(mo(0, msg_id=f"old-{i}", received_at=T0 + i))
+        await store.accept_mo(mo(0, msg_id="new", received_at=T0 + 3600))
+        assert peek(path, "SELECT carrier_msg_id FROM mo_seen") == [("new",)]
+        assert (await store.counts())["mo_received"] == 11  # the messages themselves are kept
+    finally:
+        await store.close()
+
+
+@on_loop
+async def test_an_existing_store_upgrades_to_content_dedupe(tmp_path: Path) -> None:
+    """A store written before the content rule upgrades in place: its MOs are still recognised
+    when redelivered, and a reused id with other content is taken as new."""
+    path = tmp_path / "gw.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
+    for statement in migrations.MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute("INSERT INTO schema_version (id, version) VALUES (1, 1)")
+    conn.execute(
+        "INSERT INTO inbound (carrier, carrier_msg_id, msisdn, short_code, text, data_coding, channel,"
+        " session_event, received_at, processed_at) VALUES ('omantel', 'A', '96891234567', '90091', 'HELP',"
+        " 0, 'sms', 'none', ?, ?)", (T0, T0 + 1))
+    conn.close()
+    store = await Store.open(str(path))
+    try:
+        assert peek(path, "SELECT version FROM schema_version") == [(migrations.LATEST,)]
+        again, dup = await store.accept_mo(mo(0, msg_id="A", text="HELP", received_at=T0 + 60))
+        assert dup and again is not None and again.id == 1
+        new, dup = await store.accept_mo(mo(0, msg_id="A", text="MY", received_at=T0 + 60))
+        assert not dup and new is not None and new.id == 2
     finally:
         await store.close()
 

@@ -99,6 +99,13 @@ def test_errors_name_line_and_key() -> None:
     assert "plain ASCII" in messages[(13, "statuses.Done.en")]
 
 
+def test_the_short_notification_must_keep_the_note() -> None:
+    found = issues('[notifications]\nshort_en = "MM: {ref} is {status}. STOP to {code}"\nshort_ar = "بلدية مسقط {note} {colour}"\n')
+    assert found == [(2, "notifications.short_en", "must contain {note}"),
+                     (3, "notifications.short_ar", "unknown placeholder {colour} (allowed here: {ref}, {service}, "
+                                                    "{status}, {updated}, {note}, {code})")]
+
+
 def test_default_carrier_must_serve_the_short_code() -> None:
     found = issues('[notifications]\ndefault_carrier = "friendi"\n')
     assert found == [(2, "notifications.default_carrier",

@@ -95,8 +95,8 @@ async def test_http_status_change_reaches_the_handset_once(tmp_path: Path) -> No
         assert result["notifications"] == 1
         [notice] = await wait(smsc.wait_handset(OWNER, 1, since_index=since, timeout=5))
         assert notice.text == (
-            "بلدية مسقط: طلبك MM-2026-000123 (تجديد رخصة بناء) أصبح: تمت الموافقة. زيارة الموقع في 15 مارس "
-            "لإيقاف هذه الرسائل أرسل إيقاف إلى 90092."
+            "بلدية مسقط: طلبك MM-2026-000123 (تجديد رخصة بناء) أصبح: تمت الموافقة. زيارة الموقع في 15 مارس. "
+            "لإيقاف الرسائل أرسل إيقاف إلى 90092."
         )
         assert notice.source == CODE and not notice.problems
         await stack.restart_gateway()
@@ -106,6 +106,54 @@ async def test_http_status_change_reaches_the_handset_once(tmp_path: Path) -> No
         received = [m.text for m in stack.handset("ooredoo", OWNER)]
         assert received.count(notice.text) == 1
         assert all(OWNER != m.msisdn for c in ("omantel", "friendi") for m in stack.smsc(c).handset_messages)
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_a_notification_is_in_the_language_of_the_numbers_last_message_whatever_it_was(tmp_path: Path) -> None:
+    """The owner asked in Arabic on 90092, then wrote HELP in English to the parking code: the
+    notice is in English. A message without letters ("30") says nothing of a language."""
+    stack = await start_stack(tmp_path)  # every feature: HELP to 90091 is the help handler
+    try:
+        await seed(stack, status="received")
+        await stack.send("omantel", OWNER, CODE, f"حالة {REF}")
+        await stack.send("omantel", OWNER, "90091", "HELP")
+        await stack.send("omantel", OWNER, "90091", "30")
+        smsc = stack.smsc("omantel")
+        since = len(smsc.handset_messages)
+        assert (await seed(stack, status="approved"))["notifications"] == 1
+        [notice] = await wait(smsc.wait_handset(OWNER, 1, since_index=since, timeout=5))
+        assert notice.text == ("Muscat Municipality: request MM-2026-000123 (Building permit renewal) is now Approved. "
+                               "Site visit on 15 March. To stop these SMS send STOP to 90092.")
+        await stack.send("omantel", OWNER, "90091", "مساعدة")
+        since = len(smsc.handset_messages)
+        assert (await seed(stack, status="completed"))["notifications"] == 1
+        [notice] = await wait(smsc.wait_handset(OWNER, 1, since_index=since, timeout=5))
+        assert notice.text.startswith("بلدية مسقط: طلبك MM-2026-000123 (تجديد رخصة بناء) أصبح: مكتمل.")
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_a_long_note_is_cut_at_a_word_after_the_boilerplate_gives_way(tmp_path: Path) -> None:
+    """A note too long for the two parts the config allows: the shorter template first, then the
+    note cut after a whole word; the way to stop the SMS stays, and both parts are used."""
+    stack = await start(tmp_path)
+    try:
+        note_ar = ("يرجى إحضار نسخة من عقد الإيجار الأصلي وبطاقة الهوية إلى مكتب البلدية في روي قبل نهاية "
+                   "الأسبوع القادم لاستكمال إجراءات تجديد عقد الإيجار")
+        await put(stack, {"service": "lease_contract_renewal", "status": "received", "msisdns": [OWNER],
+                          "note_ar": note_ar})
+        await stack.send("ooredoo", OWNER, CODE, f"حالة {REF}")
+        smsc = stack.smsc("ooredoo")
+        since = len(smsc.handset_messages)
+        await put(stack, {"service": "lease_contract_renewal", "status": "awaiting_documents", "msisdns": [OWNER],
+                          "note_ar": note_ar})
+        [notice] = await wait(smsc.wait_handset(OWNER, 1, since_index=since, timeout=5))
+        assert notice.text == ("بلدية مسقط: MM-2026-000123 أصبح: بانتظار المستندات. يرجى إحضار نسخة من عقد الإيجار "
+                               "الأصلي وبطاقة الهوية… للإيقاف أرسل إيقاف إلى 90092.")
+        assert notice.parts == 2 and len(notice.text) > 67  # the second part used, not wasted
     finally:
         await stack.stop()
 

@@ -232,8 +232,8 @@ async def test_status_change_notifies_each_number_exactly_once(tmp_path: Path) -
         assert [(r[2], r[3], r[5]) for r in rows] == [(OWNER, "90092", "queued"), (OTHER_OWNER, "90092", "queued")]
         assert [o.id for o in h.queued] == [r[0] for r in rows]  # handed to the queue, after commit
         assert rows[0][6] == (
-            "بلدية مسقط: طلبك MM-2026-000123 (تجديد رخصة بناء) أصبح: قيد المراجعة. زيارة الموقع في 15 مارس "
-            "لإيقاف هذه الرسائل أرسل إيقاف إلى 90092."
+            "بلدية مسقط: طلبك MM-2026-000123 (تجديد رخصة بناء) أصبح: قيد المراجعة. زيارة الموقع في 15 مارس. "
+            "لإيقاف الرسائل أرسل إيقاف إلى 90092."
         )
         assert (await seed(h, status="under_review", msisdns=f"{OWNER};{OTHER_OWNER}")).outcome is UpsertOutcome.UNCHANGED
         result = await h.feed(ref=REF, service="building_permit_renewal", status="under_review", note_en="New note")
@@ -259,7 +259,7 @@ async def test_notification_uses_the_carrier_and_language_last_used(tmp_path: Pa
         assert rows[OWNER][1] == "ooredoo"
         assert rows[OWNER][6] == (
             "Muscat Municipality: request MM-2026-000123 (Building permit renewal) is now Approved. "
-            "Site visit on 15 March To stop these SMS send STOP to 90092."
+            "Site visit on 15 March. To stop these SMS send STOP to 90092."
         )
         assert rows[OTHER_OWNER][1] == "omantel" and "أصبح: تمت الموافقة" in rows[OTHER_OWNER][6]
         for row in rows.values():

@@ -157,6 +157,61 @@ async def test_transaction_status_by_ussd(tmp_path: Path, carrier: str, lang: st
         await stack.stop()
 
 
+@on_loop
+async def test_screens_echo_the_session_marker_as_the_network_sent_it(tmp_path: Path) -> None:
+    """Omantel numbers the handset's inputs in its_session_info octet 2 and matches screens on the
+    whole value: each screen carries the octet 2 of the input it answers (end bit its own), the
+    timeout release that of the last input. Ooredoo's indications carry service_type "USSD": so
+    do its screens. Friendi's carry none: neither do its screens."""
+    stack = await ussd_stack(tmp_path, carrier_overrides={"omantel": {"ussd_timeout_s": 0.5}})
+    try:
+        phone = Phone(stack, "omantel", "96891234567")
+        await phone.run("1", "1", "1")
+        assert phone.dialogue is not None
+        await wait(phone.dialogue.wait_end(timeout=5))
+        ref = phone.dialogue.ref
+        assert [s.session_info for s in phone.dialogue.screens] == [
+            bytes([ref, 0x00]), bytes([ref, 0x02]), bytes([ref, 0x04]), bytes([ref, 0x06]), bytes([ref, 0x07])]
+        assert phone.dialogue.screens[-1].end and phone.dialogue.state == "released"
+        for carrier, service_type, msisdn in (("ooredoo", "USSD", "96895123456"), ("friendi", "", "96897123456")):
+            phone = Phone(stack, carrier, msisdn)
+            final = await phone.run("1", "2", REF)
+            assert final.end and phone.dialogue is not None
+            assert {s.service_type for s in phone.dialogue.screens} == {service_type}
+        for carrier in CARRIERS:
+            assert stack.smsc(carrier).anomalies == []
+    finally:
+        await stack.stop()
+
+
+@on_loop
+async def test_a_release_is_not_sent_late_on_a_new_bind_after_a_restart(tmp_path: Path) -> None:
+    """The dialogue times out while the gateway is down; it comes back with a new bind, soon enough
+    that the release would still be within its grace: the session is closed as timed out, and no
+    release reaches the handset late on the new bind."""
+    stack = await ussd_stack(tmp_path, carriers=["omantel"], carrier_overrides={"omantel": {"ussd_timeout_s": 0.3}})
+    try:
+        phone = Phone(stack, "omantel", "96895123457")
+        await phone.run("1")
+        assert phone.dialogue is not None
+        await stack.restart_gateway(down_for=0.5)  # down when the dialogue times out, back within the grace
+        key = SessionKey("omantel", phone.msisdn, _ref(phone))
+
+        async def closed() -> bool:
+            stored = await stack.gateway.store.read(sessions.op_load, key)
+            return stored is not None and stored.state == sessions.TIMED_OUT
+
+        await eventually(closed)
+        await asyncio.sleep(0.5)
+        assert len(phone.dialogue.screens) == 2 and phone.dialogue.open  # the network times it out itself
+        kinds = await stack.gateway.store.read(lambda conn: conn.execute("SELECT kind FROM outbound").fetchall())
+        assert ("ussd_release",) not in kinds
+        assert stack.gateway.ussd is not None and stack.gateway.ussd.counters["released_silently"] == 1
+        assert stack.smsc("omantel").anomalies == []
+    finally:
+        await stack.stop()
+
+
 @pytest.mark.parametrize("carrier", CARRIERS)
 @on_loop
 async def test_a_silent_dialogue_is_released_with_the_network_told(tmp_path: Path, carrier: str) -> None:

@@ -198,6 +198,39 @@ async def test_a_silent_dialogue_times_out_and_the_network_is_told(tmp_path: Pat
         await rig.store.close()
 
 
+@pytest.mark.parametrize("why", ["the reaper finds it too late", "no bind is up", "the bind came up after"])
+@on_loop
+async def test_a_release_that_would_miss_its_session_is_not_sent(tmp_path: Path, why: str) -> None:
+    """The dialogue timed out while the gateway was down (the reaper finds it long after), while
+    the carrier's bind is down, or before the bind now up came up (a restart): its session is
+    closed as timed out, without a screen that could only reach the handset late. Within the
+    grace, on a bind up since before the timeout, the release goes, and it may wait in the queue
+    only until the grace ends."""
+    async with open_rig(tmp_path) as rig:
+        await rig.dial("omantel")
+        if why == "no bind is up":
+            rig.channel._bound_since = lambda carrier: None if carrier == "omantel" else T0
+            rig.clock.advance(TIMEOUT)
+        elif why == "the bind came up after":
+            rig.channel._bound_since = lambda carrier: T0 + TIMEOUT + 0.5 if carrier == "omantel" else T0
+            rig.clock.advance(TIMEOUT + 1)
+        else:
+            rig.clock.advance(TIMEOUT + rig.channel.release_grace_s)
+        assert await rig.channel.reap() == 1
+        assert len(rig.queued) == 1  # the first menu only
+        stored = await rig.session(SessionKey("omantel", MSISDN, "7"))
+        assert stored is not None and stored.state == sessions.TIMED_OUT and stored.screens == 1
+        assert rig.channel.counters["released_silently"] == 1
+
+        dialled = rig.clock.seconds()
+        await rig.dial("ooredoo")
+        rig.clock.advance(TIMEOUT + rig.channel.reap_interval_s)
+        assert await rig.channel.reap() == 1
+        release = rig.queued[-1]
+        assert release.kind == "ussd_release"
+        assert release.expires_at == dialled + TIMEOUT + rig.channel.release_grace_s
+
+
 @on_loop
 async def test_the_reaper_runs_on_the_injected_clock(tmp_path: Path) -> None:
     async with open_rig(tmp_path) as rig:
@@ -207,8 +240,7 @@ async def test_the_reaper_runs_on_the_injected_clock(tmp_path: Path) -> None:
             rig.clock.advance(TIMEOUT / 2)
             await asyncio.sleep(0.05)  # a tick's reap, had one been due, would have run by now
             assert len(rig.queued) == 1
-            for _ in range(8):
-                rig.clock.advance(rig.channel.reap_interval_s)
+            rig.clock.advance(TIMEOUT / 2 + rig.channel.reap_interval_s)  # the first tick past the timeout
             await eventually(lambda: len(rig.queued) == 2)
             assert rig.queued[-1].end_session
         finally:

@@ -38,11 +38,13 @@ async def dialled(harness: Harness, profile: str, **smsc_kw: Any) -> tuple[Smsc,
 
 
 def screen_tlvs(deliver: Pdu, op: int, end: bool | None = None) -> dict[int, bytes]:
-    """What a correct ESME echoes: the carrier's session marker from the dial."""
+    """What a correct ESME echoes: the carrier's session marker from the input it answers
+    (its_session_info whole, but for the end bit, which is the screen's own)."""
     tlvs = {c.TLV_USSD_SERVICE_OP: bytes([op])}
     if c.TLV_ITS_SESSION_INFO in deliver.tlvs:
         final = op == c.USSD_PSSR_RESPONSE if end is None else end
-        tlvs[c.TLV_ITS_SESSION_INFO] = bytes([deliver.tlvs[c.TLV_ITS_SESSION_INFO][0], int(final)])
+        number, sequence = deliver.tlvs[c.TLV_ITS_SESSION_INFO]
+        tlvs[c.TLV_ITS_SESSION_INFO] = bytes([number, sequence & 0xFE | int(final)])
     if c.TLV_USER_MESSAGE_REFERENCE in deliver.tlvs:
         tlvs[c.TLV_USER_MESSAGE_REFERENCE] = deliver.tlvs[c.TLV_USER_MESSAGE_REFERENCE]
     return tlvs
@@ -57,19 +59,53 @@ async def test_a_dialogue_over_the_wire(harness: Harness, profile: str) -> None:
     assert dial.tlvs[c.TLV_USSD_SERVICE_OP] == bytes([c.USSD_PSSR_INDICATION])
     assert dial.get("destination_addr") == "*141#" and dial.get("source_addr") == MSISDN
     [dialogue] = smsc.ussd.open_dialogues()
-    resp = await sender.submit(MSISDN, "1 Parking", source="*141#", tlvs=screen_tlvs(dial, c.USSD_USSR_REQUEST))
+    resp = await sender.submit(MSISDN, "1 Parking", source="*141#", tlvs=screen_tlvs(dial, c.USSD_USSR_REQUEST),
+                               service_type=dial.get("service_type"))
     assert resp.status == c.ESME_ROK and resp.get("message_id")
     await dialogue.wait_screen(0)
     dialogue.answer("1")
     answer = await receiver.next_of(c.DELIVER_SM)
     assert answer.tlvs[c.TLV_USSD_SERVICE_OP] == bytes([c.USSD_USSR_CONFIRM])
     assert answer.get("short_message") == b"1"
-    resp = await sender.submit(MSISDN, "Done", source="*141#", tlvs=screen_tlvs(dial, c.USSD_PSSR_RESPONSE))
+    resp = await sender.submit(MSISDN, "Done", source="*141#", tlvs=screen_tlvs(answer, c.USSD_PSSR_RESPONSE),
+                               service_type=answer.get("service_type"))
     assert resp.status == c.ESME_ROK
     assert [(s.text, s.end) for s in dialogue.screens] == [("1 Parking", False), ("Done", True)]
     assert dialogue.state == "released" and smsc.ussd.open_dialogues() == []
     assert all(s.rtt_s is not None and s.rtt_s >= 0 for s in dialogue.screens)
     assert smsc.anomalies == [] and smsc.counters["dlrs"] == 0  # screens get no receipts
+
+
+@pytest_twisted.ensureDeferred
+async def test_omantel_finds_a_screens_dialogue_by_the_whole_session_info(harness: Harness) -> None:
+    """Omantel's USSD gateway counts the handset's inputs in octet 2 of its_session_info and looks
+    a screen's dialogue up by the whole value: a screen with octet 2 zeroed after an answer
+    finds none (the bug of an ESME that echoes only the session number)."""
+    smsc, sender, receiver, dial = await dialled(harness, "omantel")
+    assert dial.tlvs[c.TLV_ITS_SESSION_INFO][1] == 0x00
+    [dialogue] = smsc.ussd.open_dialogues()
+    assert (await sender.submit(MSISDN, "1 Parking", source="*141#",
+                                tlvs=screen_tlvs(dial, c.USSD_USSR_REQUEST))).status == c.ESME_ROK
+    await dialogue.wait_screen(0)
+    dialogue.answer("1")
+    answer = await receiver.next_of(c.DELIVER_SM)
+    assert answer.tlvs[c.TLV_ITS_SESSION_INFO][1] == 0x02  # the first answer: sequence 1
+    stale = screen_tlvs(dial, c.USSD_USSR_REQUEST)  # octet 2 as at the dial: 0x00
+    assert (await sender.submit(MSISDN, "Menu", source="*141#", tlvs=stale)).status == c.ESME_RSUBMITFAIL
+    assert "octet 2 0x00, but the dialogue's latest input had 0x02" in smsc.anomalies[-1]
+    smsc.anomalies.clear()
+    assert (await sender.submit(MSISDN, "Menu", source="*141#",
+                                tlvs=screen_tlvs(answer, c.USSD_USSR_REQUEST))).status == c.ESME_ROK
+    assert smsc.anomalies == []
+
+
+@pytest_twisted.ensureDeferred
+async def test_ooredoo_routes_screens_by_the_service_type_of_its_indications(harness: Harness) -> None:
+    smsc, sender, _, dial = await dialled(harness, "ooredoo")
+    assert dial.get("service_type") == "USSD"
+    tlvs = screen_tlvs(dial, c.USSD_USSR_REQUEST)
+    assert (await sender.submit(MSISDN, "1 Parking", source="*141#", tlvs=tlvs)).status == c.ESME_ROK
+    assert smsc.anomalies == ["USSD screen for 9689****456 with service_type '', not the 'USSD' of its dialogue"]
 
 
 @pytest_twisted.ensureDeferred

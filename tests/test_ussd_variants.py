@@ -12,10 +12,13 @@ from smsgw.config import load_config
 from smsgw.message import SessionEvent
 from smsgw.smpp import constants as c
 from smsgw.ussd.variants import (
+    DialogueMark,
     UssdIndication,
     UssdVariant,
     UssdWireError,
     read_indication,
+    session_ref_of,
+    submit_service_type,
     submit_tlvs,
 )
 from tests.stack import SHIPPED_CONFIG
@@ -80,6 +83,46 @@ def test_unreadable_indications(variant: UssdVariant, tlvs: dict[int, bytes], st
     with pytest.raises(UssdWireError) as caught:
         read_indication(variant, MSISDN, tlvs)
     assert caught.value.status == status
+
+
+@pytest.mark.parametrize(
+    ("variant", "tlvs", "service_type", "session_id"),
+    [
+        # octet 2 as the network sent it, end bit aside: a screen echoes it
+        (ITS, {**op(0x01), c.TLV_ITS_SESSION_INFO: b"\x11\x00"}, "", "17"),
+        (ITS, {**op(0x12), c.TLV_ITS_SESSION_INFO: b"\x11\x06"}, "", "17;i=06"),
+        (ITS, {**op(0x12), c.TLV_ITS_SESSION_INFO: b"\x11\xff"}, "USSD", "17;i=fe;st=USSD"),
+        (UMR, {**op(0x01), c.TLV_USER_MESSAGE_REFERENCE: b"\x9c\x41"}, "USSD", "40001;st=USSD"),
+        (BY_MSISDN, op(0x12), " USSD ", f"{MSISDN};st=USSD"),
+        # what does not fit the field, or our mark, is not echoed
+        (BY_MSISDN, op(0x12), "U;S=D", MSISDN),
+        (BY_MSISDN, op(0x12), "USSD12", MSISDN),
+    ],
+)
+def test_an_indication_keeps_what_its_screen_must_echo(
+    variant: UssdVariant, tlvs: dict[int, bytes], service_type: str, session_id: str
+) -> None:
+    got = read_indication(variant, MSISDN, tlvs, service_type)
+    assert got is not None and got.session_id == session_id
+    assert session_ref_of(session_id) == got.session_ref
+    assert DialogueMark.decode(session_id).encode() == session_id
+
+
+@pytest.mark.parametrize(
+    ("variant", "session_id", "end", "info", "service_type"),
+    [
+        (ITS, "17;i=06", False, b"\x11\x06", ""),
+        (ITS, "17;i=06", True, b"\x11\x07", ""),  # the end bit is the screen's own
+        (ITS, "17;i=fe;st=USSD", False, b"\x11\xfe", "USSD"),
+        (ITS, "17", True, b"\x11\x01", ""),  # a mark stored before echoing existed
+        (ITS, "17;i=zz;x=1", False, b"\x11\x00", ""),  # what cannot be read echoes nothing
+    ],
+)
+def test_a_screen_echoes_the_session_info_and_service_type_of_its_input(
+    variant: UssdVariant, session_id: str, end: bool, info: bytes, service_type: str
+) -> None:
+    assert submit_tlvs(variant, session_id, end)[c.TLV_ITS_SESSION_INFO] == info
+    assert submit_service_type(session_id) == service_type
 
 
 def test_ussn_confirm_is_ignored() -> None:

@@ -58,6 +58,8 @@ class ParkingConfig:
     refund_unused: bool
     inspectors: frozenset[str]
     plates: parser.PlateRules
+    #: How long a reading the driver must confirm ("Did you mean 1234AB 60? Reply Y") stays open.
+    confirm_minutes: int = 5
 
     @property
     def timezone(self) -> ZoneInfo:
@@ -74,7 +76,16 @@ class ParkingConfig:
             for alias in zone.aliases:
                 words[alias] = zone.code
         unit = math.lcm(*(zone.tariff.unit_minutes for zone in self.zones.values()))
-        return parser.Grammar(plates=self.plates, zone_words=words, unit_minutes=unit)
+        names: dict[str, str] = {}
+        for zone in self.zones.values():
+            for name in (zone.name_en, zone.name_ar):
+                for word in normalise(name).split():
+                    # A word two zones share ("Al"), or a short or reserved one, names no zone.
+                    if len(word) < 3 or word in words or parser.is_reserved_word(word):
+                        continue
+                    names[word] = zone.code if names.get(word, zone.code) == zone.code else ""
+        zone_names = {word: code for word, code in names.items() if code}
+        return parser.Grammar(plates=self.plates, zone_words=words, unit_minutes=unit, zone_names=zone_names)
 
 
 def load_parking_config(path: str | os.PathLike[str]) -> ParkingConfig:
@@ -99,6 +110,7 @@ def _build(checker: Checker, data: dict[str, Any], path: str) -> ParkingConfig |
     poll = main.number("reminder_poll_seconds", 30.0, hi=600)
     extend_minutes = main.integer("extend_minutes", 30, 1, 24 * 60)
     refund = main.boolean("refund_unused", True)
+    confirm_minutes = main.integer("confirm_minutes", 5, 1, 60)
     inspectors = _inspectors(main)
     main.finish()
 
@@ -148,6 +160,7 @@ def _build(checker: Checker, data: dict[str, Any], path: str) -> ParkingConfig |
         refund_unused=refund,
         inspectors=inspectors,
         plates=plates,
+        confirm_minutes=confirm_minutes,
     )
 
 

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 
 from handlers import texts
 from handlers.parking.config import ParkingConfig, Zone, default_config_path, load_parking_config
-from handlers.parking.parser import Command, Parsed, ParseError, Reason, keyword_command, parse
+from handlers.parking.confirm import AnswerKind, Confirmations, is_no
+from handlers.parking.parser import Command, Parsed, ParseError, Reason, keyword_command
+from handlers.parking.sentence import Guess, understand
 from handlers.parking.service import CheckResult, Outcome, ParkingService, Requester, SessionView, Status
 from handlers.parking.tariff import DurationProblem
 from smsgw.message import Lang, Reply, Request
@@ -83,7 +85,7 @@ T: dict[str, dict[Lang, str]] = {
         Lang.AR: "لديك {n} سيارات: {plates}. أرسل {kw} مع اللوحة، مثال: {example}",
     },
     "my": {Lang.EN: "Your parking: {items}", Lang.AR: "مواقفك: {items}"},
-    "my_item": {Lang.EN: "{plate} until {end} ({zone})", Lang.AR: "{plate} حتى {end} ({zone})"},
+    "my_item": {Lang.EN: "{plate} until {end} ({zone})", Lang.AR: "{plate} حتى {end} ({zone})"},  # zone: its name
     "my_more": {Lang.EN: " +{n} more", Lang.AR: " +{n} أخرى"},
     "too_long": {
         Lang.EN: "Sorry, at most {limit} min in one message. Example: {plate} {limit}",
@@ -110,8 +112,12 @@ T: dict[str, dict[Lang, str]] = {
     "check_free_always": {Lang.EN: "{plate}: no charge now.", Lang.AR: "{plate}: لا رسوم الآن."},
     # reminder
     "reminder": {
-        Lang.EN: "Parking {plate} ends at {end}. Reply Y to add {minutes} min.",
-        Lang.AR: "ينتهي وقوف {plate} الساعة {end}. أرسل نعم لإضافة {minutes} دقيقة.",
+        Lang.EN: "Parking {plate} ends at {end}. Reply Y to add {minutes} min for {amount}.",
+        Lang.AR: "ينتهي وقوف {plate} الساعة {end}. أرسل نعم لإضافة {minutes} دقيقة بـ {amount}.",
+    },
+    "reminder_free": {
+        Lang.EN: "Parking {plate} ends at {end}. Reply Y to add {minutes} min, free of charge.",
+        Lang.AR: "ينتهي وقوف {plate} الساعة {end}. أرسل نعم لإضافة {minutes} دقيقة بدون رسوم.",
     },
     # parse errors
     "format": {
@@ -137,6 +143,19 @@ T: dict[str, dict[Lang, str]] = {
     "no_duration": {
         Lang.EN: "How long? Send {plate} {unit} (minutes, {unit} to {limit})",
         Lang.AR: "كم المدة؟ أرسل {plate} {unit} (بالدقائق، {unit} إلى {limit})",
+    },
+    "unknown_zone": {
+        Lang.EN: "Unknown zone '{word}'. Zones: {zones}. Send e.g. {example}",
+        Lang.AR: "المنطقة «{word}» غير معروفة. المناطق: {zones}. مثال: {example}",
+    },
+    "zone_item": {Lang.EN: "{code} ({name})", Lang.AR: "{code} ({name})"},
+    "no_plate_number": {
+        Lang.EN: "Plate {letters} has no number. Send the plate's digits and letters, e.g. {example}",
+        Lang.AR: "اللوحة {letters} بدون رقم. أرسل أرقام اللوحة وحروفها، مثال: {example}",
+    },
+    "not_now": {
+        Lang.EN: "Parking starts when you send it, for a number of minutes. Send e.g. {example}",
+        Lang.AR: "الوقوف يبدأ عند إرسال الرسالة، لعدد من الدقائق. مثال: {example}",
     },
 }
 
@@ -173,8 +192,8 @@ class Wording:
     def _zone(self, code: str | None = None) -> Zone:
         return self.config.zones.get(code or "") or self.config.zone(None)
 
-    def example(self, plate: str | None = None, code: str | None = None) -> str:
-        return f"{plate or EXAMPLE_PLATE} {self._zone(code).tariff.unit_minutes}"
+    def example(self, plate: str | None = None, code: str | None = None, minutes: int | None = None) -> str:
+        return f"{plate or EXAMPLE_PLATE} {minutes or self._zone(code).tariff.unit_minutes}"
 
     # -- outcomes
 
@@ -244,7 +263,8 @@ class Wording:
     def sessions(self, sessions: list[SessionView]) -> str:
         if not sessions:
             return _t("not_found", self.lang, example=self.example())
-        items = [_t("my_item", self.lang, plate=s.plate, end=self.time(s.end_at), zone=s.zone) for s in sessions]
+        items = [_t("my_item", self.lang, plate=s.plate, end=self.time(s.end_at), zone=self.zone_name(s.zone))
+                 for s in sessions]
         sep = texts.LIST_SEP[self.lang]
         for n in range(len(items), 0, -1):
             more = _t("my_more", self.lang, n=len(items) - n) if n < len(items) else ""
@@ -265,30 +285,57 @@ class Wording:
             return _t("paid_elsewhere", lang, plate=s.plate, asked=result.zone, zone=s.zone, end=self.time(s.end_at))
         return _t("not_paid", lang, plate=result.plate)
 
-    def reminder(self, session: SessionView) -> str:
-        return _t("reminder", self.lang, plate=session.plate, end=self.time(session.end_at),
-                  minutes=self.config.extend_minutes)
+    def reminder(self, session: SessionView, amount_baisa: int) -> str:
+        """What `Y` does: the minutes it adds and what they cost (`amount_baisa`)."""
+        return _t("reminder" if amount_baisa else "reminder_free", self.lang, plate=session.plate,
+                  end=self.time(session.end_at), minutes=self.config.extend_minutes,
+                  amount=self.amount(amount_baisa))
 
     def parse_error(self, error: ParseError, text: str) -> str:
         lang = self.lang
         t = self._zone().tariff
         reason = error.reason
+        # The example is the driver's own plate and minutes where they were read.
+        example = self.example(error.plate, minutes=error.minutes)
         if reason is Reason.UNKNOWN_WORD:
             head = texts.NOT_UNDERSTOOD[lang].format(q=texts.quote_user_text(text, lang))
-            return f"{head} {_t('format', lang, example=self.example(error.plate))}"
+            return f"{head} {_t('format', lang, example=example)}"
         if reason is Reason.NO_PLATE:
             return _t("check_format", lang, kw=_KW[Command.CHECK][lang], plate=EXAMPLE_PLATE)
         if reason is Reason.NO_LETTERS:
-            return _t("no_letters", lang, digits=error.word or "1234", unit=t.unit_minutes)
+            return _t("no_letters", lang, digits=error.word or "1234", unit=error.minutes or t.unit_minutes)
         if reason is Reason.PLATE_DIGITS:
-            return _t("plate_digits", lang, max=self.config.plates.max_digits, example=self.example())
+            return _t("plate_digits", lang, max=self.config.plates.max_digits,
+                      example=self.example(minutes=error.minutes))
         if reason is Reason.PLATE_LETTERS:
-            return _t("plate_letters", lang, word=error.word or "", example=self.example())
+            return _t("plate_letters", lang, word=error.word or "", example=self.example(minutes=error.minutes))
+        if reason is Reason.UNKNOWN_ZONE:
+            return self.unknown_zone(error)
+        if reason is Reason.NO_PLATE_NUMBER:
+            return _t("no_plate_number", lang, letters=error.word or "",
+                      example=self.example(f"1234{error.word or 'AB'}", minutes=error.minutes))
+        if reason is Reason.NOT_NOW:
+            return _t("not_now", lang, example=example)
         if reason is Reason.NO_DURATION:
             return _t("no_duration", lang, plate=error.plate or EXAMPLE_PLATE, unit=t.unit_minutes, limit=t.max_minutes)
         if reason is Reason.BAD_DURATION:
             return self.duration_problem(DurationProblem.NOT_A_MULTIPLE, error.plate)
-        return _t("format", lang, example=self.example())
+        return _t("format", lang, example=example)
+
+    def unknown_zone(self, error: ParseError) -> str:
+        """Names every zone (code and name, or the codes alone if the names do not fit)."""
+        zones = self.config.zones
+        sep = texts.LIST_SEP[self.lang]
+        first = next(iter(zones))
+        example = f"{error.plate or EXAMPLE_PLATE} {first} {error.minutes or self._zone().tariff.unit_minutes}"
+        text = ""
+        for with_names in (True, False):
+            listed = sep.join(_t("zone_item", self.lang, code=z.code, name=z.name(self.arabic)) if with_names
+                              else z.code for z in zones.values())
+            text = _t("unknown_zone", self.lang, word=error.word or "", zones=listed, example=example)
+            if self.fits(text):
+                break
+        return text
 
     def fits(self, text: str) -> bool:
         # Short texts fit whatever their characters (80 GSM characters, each at worst an escape
@@ -306,26 +353,33 @@ class ParkingHandler:
         self._ctx = ctx
         self.config = config or load_parking_config(default_config_path(ctx.config_dir))
         self.service = ParkingService(ctx, self.config)
+        self.confirmations = Confirmations(ctx, self.service, self.config)
         self._grammar = self.config.grammar()
 
-    def read(self, req: Request) -> Parsed | ParseError:
+    def read(self, req: Request) -> Parsed | Guess | ParseError:
         inspector = req.inbound.msisdn in self.config.inspectors
         words = tokens(req.inbound.text)
         first = words[0].rstrip(_TRAILING_PUNCT) if words else ""
         if req.keyword and keyword_command(first) is None:
             # The router matched an alias the parser does not know (added in gateway.toml): trust
             # the router's keyword and read what follows it.
-            return parse(" ".join(req.args), self._grammar, req.keyword, inspector=inspector)
+            return understand(" ".join(req.args), self._grammar, req.keyword, inspector=inspector)
         # The whole text, so that the parser sees the word as typed: `Y 1234 30` may be plate 1234Y.
-        return parse(req.inbound.text, self._grammar, inspector=inspector)
+        return understand(req.inbound.text, self._grammar, inspector=inspector)
 
     async def handle(self, req: Request) -> list[Reply]:
         inbound = req.inbound
         words = Wording(self.config, req.lang, self._ctx.now())
         parsed = self.read(req)
-        if isinstance(parsed, ParseError):
-            return [req.reply(words.parse_error(parsed, inbound.text))]
         who = Requester(inbound.carrier, inbound.msisdn, inbound.short_code, req.lang, inbound.id)
+        if isinstance(parsed, ParseError):
+            return [req.reply(await self._refused(who, parsed, inbound.text, words))]
+        if isinstance(parsed, Guess):
+            return [req.reply(await self._ask(who, parsed, words))]
+        if parsed.command is Command.CONFIRM and parsed.minutes is None:
+            answer = await self._answer(who, parsed.plate, words)
+            if answer is not None:
+                return [req.reply(answer)]
         svc = self.service
         command = parsed.command
         if command is Command.MY:
@@ -347,8 +401,39 @@ class ParkingHandler:
             return [req.reply(words.duration_problem(outcome.problem, parsed.plate, outcome.zone))]
         return [req.reply(words.outcome(outcome, command))]
 
-    def reminder_reply(self, session: SessionView) -> Reply:
-        """The reminder SMS for a stay, in the language it was booked in, on its carrier and short code."""
+    async def _refused(self, who: Requester, error: ParseError, text: str, words: Wording) -> str:
+        """The hint; or, for a "no" while a question is open, the question closed."""
+        if is_no(text) and (declined := await self.confirmations.decline(who)) is not None:
+            return self.confirmations.declined(words, declined)
+        return words.parse_error(error, text)
+
+    async def _answer(self, who: Requester, plate: str | None, words: Wording) -> str | None:
+        """A Y that answers our question (booked, expired, or already settled); None when the
+        latest question is a reminder's, or there is none: then it is the reminder's Y."""
+        answered = await self.confirmations.answer(who, plate)
+        if answered is None:
+            return None
+        answer, outcome = answered
+        if answer.kind is AnswerKind.EXPIRED or outcome is None:
+            return self.confirmations.expired(words, answer.pending)
+        if outcome.status is Status.REFUSED:
+            return words.duration_problem(outcome.problem, answer.pending.plate, outcome.zone)
+        return words.outcome(outcome, Command.PARK)
+
+    async def _ask(self, who: Requester, guess: Guess, words: Wording) -> str:
+        """A reading to confirm: the question, or what booking it would meet (free time, a refusal...)."""
+        quote = await self.confirmations.ask(who, guess)
+        if quote.status in (Status.BOOKED, Status.EXTENDED):
+            return self.confirmations.question(words, quote)
+        if quote.status is Status.REFUSED:
+            return words.duration_problem(quote.problem, quote.plate, quote.zone)
+        outcome = Outcome(quote.status, minutes=quote.minutes, free_until=quote.free_until, plate=quote.plate,
+                          plates=quote.plates)
+        return words.outcome(outcome, guess.parsed.command)
+
+    def reminder_reply(self, session: SessionView, amount_baisa: int) -> Reply:
+        """The reminder SMS for a stay, in the language it was booked in, on its carrier and short
+        code; `amount_baisa` is what `Y` would charge."""
         lang = Lang(session.lang)
-        text = Wording(self.config, lang, self._ctx.now()).reminder(session)
+        text = Wording(self.config, lang, self._ctx.now()).reminder(session, amount_baisa)
         return Reply(carrier=session.carrier, msisdn=session.msisdn, short_code=session.short_code, text=text)

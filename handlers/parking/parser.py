@@ -26,6 +26,13 @@ Further rules, each from a real way of typing:
   mapped to Latin through the configured table, so every plate is stored as `<digits><LATIN>`.
 * A keyword that is also made of plate letters (`Y`, `MY`) falls back to reading the whole text
   as a booking when its own reading fails: `Y 1234 30` is plate 1234Y.
+* A sign before a number (`-30`, `+30`) and a digit that is not a plain digit (`²`, `½`, `①`,
+  which Unicode compatibility folding would silently turn into `2`, `1/2`, `1`) are symbols no
+  reading accepts: the message is refused, never booked for the number they decorate.
+
+This module reads the compact forms only.  Sentences ("I want to park 1234AB for two hours
+please") are read by `handlers.parking.sentence`, which reduces them to chunks and asks
+`parse_chunks` here.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ __all__ = [
     "is_reserved_word",
     "keyword_command",
     "parse",
+    "parse_chunks",
 ]
 
 
@@ -68,6 +76,10 @@ class Reason(str, enum.Enum):
     NO_DURATION = "no_duration"  # a booking without minutes
     BAD_DURATION = "bad_duration"  # zero, or not whole minutes (1.33 h)
     UNKNOWN_WORD = "unknown_word"  # a word that is none of the above (also a second duration)
+    # Found only by the sentence reader (handlers.parking.sentence), never by `parse`:
+    UNKNOWN_ZONE = "unknown_zone"  # a word where a zone code goes that is no zone (`1234AB ZZZ 30`)
+    NO_PLATE_NUMBER = "no_plate_number"  # plate letters and minutes, no plate number (`AB 30`)
+    NOT_NOW = "not_now"  # a clock time or a day (`until 2pm`, `tomorrow`): bookings start now
 
 
 @dataclass(frozen=True)
@@ -84,6 +96,9 @@ class ParseError:
     command: Command
     plate: str | None = None  # the plate, when it was read: the reply's example can use it
     word: str | None = None  # the offending word or letters, as normalised
+    minutes: int | None = None  # the duration, when the sentence reader found one (for the example)
+    #: Chunk index where the reading stopped (None: not at one chunk); for the sentence reader.
+    at: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,9 @@ class Grammar:
     #: A number of minutes every zone sells (the zones' units' least common multiple); used only
     #: to tell `55M` (the car) from `30M` (half an hour).
     unit_minutes: int = 30
+    #: Words of the zones' names (`RUWI`, `MUSCAT`) → zone code: the sentence reader takes them for
+    #: the zone ("park 55M in Ruwi"); the compact form knows only codes and aliases.
+    zone_names: Mapping[str, str] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -165,13 +183,23 @@ def keyword_command(keyword: str) -> Command | None:
 # ------------------------------------------------------------------------------------------------
 # Chunks
 
-NUM, LAT, ARA = "num", "lat", "ara"
+NUM, LAT, ARA, SYM = "num", "lat", "ara", "sym"
 
 # Decimal comma between digits ("1,5") reads as a point; otherwise commas separate.
 _DECIMAL_COMMA = re.compile(r"(?<=\d),(?=\d)")
 # Between tokens.  A '.' is not one: it belongs to decimals (1.5) and is dropped elsewhere.
 _SEPARATORS = re.compile(r"[\s*#\-_,;:/\\|+()\[\]{}\"'!?]+")
-_RUNS = re.compile(r"(\d+(?:\.\d+)?|\.\d+)|([A-Z]+)|([\u0620-\u064A\u066E-\u06D3]+)")
+# Symbols, marked with private-use characters before the text is cut (the marks survive
+# normalisation and are no separators): a sign typed before a number, and a numeric character
+# that is not a plain digit.
+_MINUS_MARK, _PLUS_MARK, _ODD_MARK = "\ue001", "\ue002", "\ue000"
+_SYMBOL_TEXT = {_MINUS_MARK: "-", _PLUS_MARK: "+"}
+# A sign: at the start of a word and right before a digit.  Between two words a '-' separates
+# (`1234AB-30`, `1234-AB`); alone between spaces too (`1234AB - 30`).
+_SIGN = re.compile(r"(?:^|(?<=\s))([-\u2212\u2013\u2014\ufe63]|\+)(?=\.?\d)")
+_RUNS = re.compile(
+    r"(\d+(?:\.\d+)?|\.\d+)|([A-Z]+)|([\u0620-\u064A\u066E-\u06D3]+)|([\ue000-\ue002])"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,14 +209,59 @@ class Chunk:
     token: int  # chunks with the same token number were typed without a separator between them
 
 
-def chunks_of(text: str) -> list[Chunk]:
-    """Cut normalised text into chunks; characters that are none of digits/letters are dropped."""
+# Numeric characters that are not plain digits (superscripts, fractions, circled and Roman
+# numerals...), found once at import: a class of a regex, so a message costs one search.
+_ODD_NUMERIC = re.compile("[" + re.escape("".join(
+    chr(cp) for cp in range(0x80, 0x10000) if chr(cp).isnumeric() and not chr(cp).isdecimal())) + "]")
+_KINDS = {1: NUM, 2: LAT, 3: ARA, 4: SYM}
+
+
+def _odd_numeric(ch: str) -> bool:
+    return ch.isnumeric() and not ch.isdecimal()
+
+
+def prepare(text: str) -> tuple[str, list[str]]:
+    """Normalised text with symbols marked, and the odd numeric characters in order of appearance."""
+    odd: list[str] = []
+    if not text.isascii():
+        if max(text) > "\uffff":
+            # Rare (emoji, mathematical letters): beyond the table, look at each character.
+            odd = [ch for ch in text if _odd_numeric(ch)]
+            if odd:
+                text = "".join(_ODD_MARK if _odd_numeric(ch) else ch for ch in text)
+        elif _ODD_NUMERIC.search(text):
+            odd = _ODD_NUMERIC.findall(text)
+            text = _ODD_NUMERIC.sub(_ODD_MARK, text)
     text = _DECIMAL_COMMA.sub(".", normalise(text))
+    if "-" in text or "+" in text or not text.isascii():
+        text = _SIGN.sub(lambda m: _PLUS_MARK if m.group(1) == "+" else _MINUS_MARK, text)
+    return text, odd
+
+
+def chunks_of_token(token: str, token_no: int, odd: list[str] | None = None) -> list[Chunk]:
+    """The chunks of one prepared token; `odd` gives the originals of odd-numeric marks (consumed)."""
     out: list[Chunk] = []
-    for token_no, token in enumerate(t for t in _SEPARATORS.split(text) if t):
-        for m in _RUNS.finditer(token):
-            kind = NUM if m.group(1) else LAT if m.group(2) else ARA
+    for m in _RUNS.finditer(token):
+        kind = _KINDS[m.lastindex]  # type: ignore[index]
+        if kind is SYM:
+            # The original character, so the reply can quote it.
+            text = m.group(0)
+            text = _SYMBOL_TEXT.get(text) or (odd.pop(0) if odd else "?")
+            out.append(Chunk(SYM, text, token_no))
+        else:
             out.append(Chunk(kind, m.group(0), token_no))
+    return out
+
+
+def chunks_of(text: str) -> list[Chunk]:
+    """Cut text into chunks; characters that are none of digits/letters/symbols are dropped."""
+    prepared, odd = prepare(text)
+    out: list[Chunk] = []
+    token_no = 0
+    for token in _SEPARATORS.split(prepared):
+        if token:
+            out += chunks_of_token(token, token_no, odd)
+            token_no += 1
     return out
 
 
@@ -437,11 +510,13 @@ def _readings(chunks: list[Chunk], start: int, grammar: Grammar, wants_minutes: 
         # max() keeps the first of equals: the plate-first reading wins ties.
         return max(found, key=lambda r: _preference(r, grammar, wants_minutes))
     best = max(fails, key=lambda f: f.at)
-    # A number too long for minutes where the reading stopped is a plate missing its letters.
+    # A number too long for minutes where the reading stopped is a plate missing its letters (or,
+    # longer than any plate, a phone or ticket number: not a plate at all).
     if best.reason is Reason.UNKNOWN_WORD and best.plate is None:
         c = chunks[best.at]
         if _is_int(c) and len(c.text) >= _PLATE_ONLY_DIGITS:
-            return _Fail(Reason.NO_LETTERS, best.at, word=c.text)
+            too_long = len(c.text) > grammar.plates.max_digits
+            return _Fail(Reason.PLATE_DIGITS if too_long else Reason.NO_LETTERS, best.at, word=c.text)
     return best
 
 
@@ -450,7 +525,7 @@ def _readings(chunks: list[Chunk], start: int, grammar: Grammar, wants_minutes: 
 
 
 def _as_error(fail: _Fail, command: Command) -> ParseError:
-    return ParseError(fail.reason, command, plate=fail.plate, word=fail.word)
+    return ParseError(fail.reason, command, plate=fail.plate, word=fail.word, at=fail.at)
 
 
 def _parse_command(command: Command, chunks: list[Chunk], start: int, grammar: Grammar) -> Parsed | ParseError:
@@ -480,6 +555,11 @@ def _parse_command(command: Command, chunks: list[Chunk], start: int, grammar: G
         if reading.minutes is not None:
             return ParseError(Reason.UNKNOWN_WORD, command, plate=reading.plate, word=str(reading.minutes))
     return Parsed(command, reading.plate, reading.minutes, reading.zone)
+
+
+def parse_chunks(command: Command, chunks: list[Chunk], grammar: Grammar) -> Parsed | ParseError:
+    """Read chunks already cut (and cleared of a leading keyword) as `command`'s arguments."""
+    return _parse_command(command, chunks, 0, grammar)
 
 
 def parse(text: str, grammar: Grammar, keyword: str = "", *, inspector: bool = False) -> Parsed | ParseError:

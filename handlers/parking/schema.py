@@ -67,6 +67,28 @@ STEPS: Final[tuple[tuple[str, ...], ...]] = (
             at         REAL    NOT NULL
         )""",
     ),
+    # 2: the reading a driver was asked to confirm (handlers/parking/confirm.py).
+    (
+        # At most one per number: a new question replaces the previous one.  Kept after its answer
+        # (answered_by, the inbound id of the Y or of the compact form that settled it), so a Y sent
+        # twice gets the first answer's outcome again instead of a second charge; rows that expired
+        # more than a day ago are deleted when the next question is stored.
+        """CREATE TABLE parking_pending (
+            msisdn        TEXT    PRIMARY KEY,
+            plate         TEXT    NOT NULL,
+            minutes       INTEGER NOT NULL,
+            zone          TEXT,
+            extend        INTEGER NOT NULL,  -- 1: adds to an active stay, 0: a new stay
+            quoted_baisa  INTEGER NOT NULL,
+            lang          TEXT    NOT NULL,
+            asked_by      INTEGER,           -- inbound id of the message that was not certain
+            created_at    REAL    NOT NULL,
+            expires_at    REAL    NOT NULL,
+            answered_by   INTEGER,
+            answered_at   REAL
+        )""",
+        "CREATE INDEX parking_pending_expires ON parking_pending (expires_at)",
+    ),
 )
 
 COMPONENT: Final[Component] = (NAME, STEPS)

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from smsgw.feature import ServiceContext
     from smsgw.store import NewMt, Outbound
 
-__all__ = ["CheckResult", "Outcome", "ParkingService", "Requester", "SessionView", "Status"]
+__all__ = ["CheckResult", "Outcome", "ParkingService", "Quote", "Requester", "SessionView", "Status"]
 
 log = get_logger(__name__)
 
@@ -141,6 +141,26 @@ class CheckResult:
     session: SessionView | None  # the stay covering now, in whatever zone
     free_until: float | None  # now is free time: until when (math.inf: no paid hour ahead)
     zone: str | None  # the zone asked about
+
+
+@dataclass(frozen=True)
+class Quote:
+    """What a booking would do now, without doing it (for a reading the driver must confirm).
+
+    status BOOKED: a new stay; EXTENDED: added to the plate's active stay; FREE, REFUSED,
+    NOT_FOUND, WHICH as for `Outcome`.  `end_at` is None where the sender may not learn it: the
+    stay is someone else's (its end time is for its payers and inspectors).
+    """
+
+    status: Status
+    plate: str | None = None
+    zone: str | None = None
+    minutes: int = 0
+    amount_baisa: int = 0
+    end_at: float | None = None
+    free_until: float | None = None
+    problem: DurationProblem | None = None
+    plates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -256,6 +276,59 @@ class ParkingService:
         paid = session is not None and (zone is None or session.zone == zone)
         return CheckResult(plate=plate, paid=paid, session=session, free_until=free, zone=zone)
 
+    async def quote(
+        self, who: Requester, plate: str | None, minutes: int | None, zone: str | None = None, *,
+        now: float | None = None,
+    ) -> Quote:
+        """What `book(who, plate, minutes, zone)` (or, without a plate, `extend`) would charge now.
+
+        Read only.  The booking made later on confirmation is priced again then: the quote is what
+        the driver is told, the booking what the ledger records.
+        """
+        at = self._ctx.now() if now is None else now
+        amount = minutes or self.config.extend_minutes
+        priced = self._price_new(amount, zone, at)
+        return await self._ctx.store.read(self._op_quote, who, plate, amount, priced, at)
+
+    def _op_quote(
+        self, conn: sqlite3.Connection, who: Requester, plate: str | None, minutes: int, priced: _Priced, now: float
+    ) -> Quote:
+        session_id: int | None = None
+        own = False
+        if plate is None:
+            picked = self._pick(conn, who, None, now)
+            if isinstance(picked, Outcome):
+                return Quote(picked.status, plates=picked.plates)
+            plate, session_id, own = picked.plate, picked.id, True
+        else:
+            row = conn.execute(
+                "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
+                " ORDER BY end_at DESC LIMIT 1",
+                (plate, now),
+            ).fetchone()
+            if row is not None:
+                session_id = row[0]
+                own = any(s.id == session_id for s in self._op_visible(conn, who.msisdn, now, plate))
+        if session_id is None:
+            if priced.refusal is not None:
+                return Quote(Status.REFUSED, plate=plate, zone=priced.zone.code, minutes=minutes,
+                             problem=priced.refusal.problem)
+            q = priced.quote
+            assert q is not None
+            status = Status.BOOKED if q.amount_baisa else Status.FREE
+            return Quote(status, plate=plate, zone=priced.zone.code, minutes=minutes, amount_baisa=q.amount_baisa,
+                         end_at=q.end, free_until=q.free_until)
+        stay = self._load(conn, session_id)
+        baisa, unit = conn.execute(
+            "SELECT tariff_baisa, unit_minutes FROM parking_session WHERE id = ?", (session_id,)
+        ).fetchone()
+        refusal = self._refusal(minutes, self._tariff(stay.zone, (baisa, unit)), stay.zone)
+        if refusal is not None:
+            return Quote(Status.REFUSED, plate=plate, zone=stay.zone, minutes=minutes, problem=refusal.problem)
+        amount = self._op_extension_prices(conn, (stay,), minutes)[stay.id]  # as a reminder's Y is priced
+        return Quote(Status.EXTENDED, plate=plate, zone=stay.zone, minutes=minutes, amount_baisa=amount,
+                     end_at=stay.end_at + minutes * 60 if own else None)
+
     async def session(self, ticket: str) -> SessionView | None:
         return await self._ctx.store.read(self._op_by_ticket, ticket)
 
@@ -275,9 +348,10 @@ class ParkingService:
         return await self._ctx.store.write(functools.partial(self._op_mark_reminded, drafts=tuple(drafts), now=now))
 
     async def send_due_reminders(
-        self, compose: Callable[[SessionView], Reply], *, now: float | None = None
+        self, compose: Callable[[SessionView, int], Reply], *, now: float | None = None
     ) -> int:
-        """Queue the reminders that are due; returns how many went out.
+        """Queue the reminders that are due; returns how many went out. `compose(stay, baisa)`
+        words one, `baisa` being what extending it by `extend_minutes` (a `Y`) would charge.
 
         Durable and exactly once: the flag and the MT commit together, and the outbound queue
         picks up a stored MT after a restart even if `enqueue` below never ran.
@@ -286,9 +360,10 @@ class ParkingService:
         due = await self.reminders_due(now=at)
         if not due:
             return 0
+        prices = await self._ctx.store.read(self._op_extension_prices, tuple(due), self.config.extend_minutes)
         drafts = []
         for session in due:
-            mt = self._ctx.new_mt(compose(session), "reminder")
+            mt = self._ctx.new_mt(compose(session, prices[session.id]), "reminder")
             # A reminder that reaches the handset after the stay ended would only mislead.
             drafts.append((session, dataclasses.replace(mt, expires_at=min(mt.expires_at, session.end_at))))
         outbounds = await self.mark_reminded(drafts, now=at)
@@ -298,6 +373,21 @@ class ParkingService:
         return len(outbounds)
 
     # ------------------------------------------------------------------ ops (store thread)
+
+    def _op_extension_prices(
+        self, conn: sqlite3.Connection, stays: tuple[SessionView, ...], minutes: int
+    ) -> dict[int, int]:
+        """What adding `minutes` to each stay would charge now, at the price it was booked at (as
+        `_extend_session` charges it): stay id → baisa."""
+        prices = {}
+        for stay in stays:
+            baisa, unit = conn.execute(
+                "SELECT tariff_baisa, unit_minutes FROM parking_session WHERE id = ?", (stay.id,)
+            ).fetchone()
+            rules = self._tariff(stay.zone, (baisa, unit))
+            whole = pricing.charge_baisa(self.config.calendar, rules, stay.start_at, stay.end_at + minutes * 60)
+            prices[stay.id] = max(0, whole - stay.charged_baisa)
+        return prices
 
     def _tariff(self, zone_code: str, session_row: Sequence[Any] | None = None) -> Tariff:
         zone = self.config.zones.get(zone_code) or self.config.zone(None)

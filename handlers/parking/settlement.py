@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import csv
 import os
 import sqlite3
 import sys
@@ -23,6 +22,8 @@ from datetime import date
 from pathlib import Path
 
 from handlers.parking.schema import COMPONENT
+from smsgw import csvfile
+from smsgw.files import open_private
 from smsgw.log import get_logger
 from smsgw.store import Store
 
@@ -77,13 +78,15 @@ async def settlement_rows(store: Store, day: date, carrier: str | None = None) -
     return await store.read(_op_rows, day.isoformat(), carrier)
 
 
-def _write_csv(path: Path, day: date, carrier: str, rows: Sequence[SettlementRow]) -> None:
+def _write_csv(path: Path, day: date, carrier: str, rows: Sequence[SettlementRow], file_group: str | None) -> None:
     charges = sum(r.amount_baisa for r in rows if r.kind == "charge")
     credits = sum(r.amount_baisa for r in rows if r.kind == "credit")
     tickets = len({r.ticket for r in rows})
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        out = csv.writer(f)
+    # Full numbers: private from creation (0600, 0640 with a file group); cells never start a
+    # formula (a sender id "=2+5" is written '=2+5): finance opens these files in a spreadsheet.
+    with open_private(tmp, file_group) as f:
+        out = csvfile.writer(f)
         out.writerow(COLUMNS)
         for row in rows:
             out.writerow(row.cells())
@@ -100,19 +103,21 @@ async def write_settlement(
     out_dir: str | os.PathLike[str] = ".",
     *,
     carriers: Iterable[str] = (),
+    file_group: str | None = None,
 ) -> list[Path]:
     """Write `parking-settlement-<day>-<carrier>.csv` for `carrier`, or for every carrier with
     entries that day plus those in `carriers` (a carrier with none gets a file with a zero total,
     so "nothing to settle" is stated, not implied).  Returns the files written.
 
     `store` is an open Store or the path of the gateway's database (opened and closed here).
+    The files are created 0600, or 0640 for `file_group` ([gateway] file_group).
     """
     if isinstance(day, str):
         day = date.fromisoformat(day)
     if not isinstance(store, Store):
-        opened = await Store.open(os.fspath(store), components=[COMPONENT])
+        opened = await Store.open(os.fspath(store), components=[COMPONENT], file_group=file_group)
         try:
-            return await write_settlement(opened, day, carrier, out_dir, carriers=carriers)
+            return await write_settlement(opened, day, carrier, out_dir, carriers=carriers, file_group=file_group)
         finally:
             await opened.close()
     rows = await settlement_rows(store, day, carrier)
@@ -123,7 +128,7 @@ async def write_settlement(
     for name in names:
         path = folder / f"parking-settlement-{day.isoformat()}-{name}.csv"
         mine = [r for r in rows if r.carrier == name]
-        _write_csv(path, day, name, mine)
+        _write_csv(path, day, name, mine, file_group)
         log.info("parking_settlement_written", carrier=name, day=day.isoformat(), entries=len(mine), path=str(path))
         written.append(path)
     return written
@@ -148,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     carriers: list[str] = []
+    file_group: str | None = None
     store_path = args.store
     if store_path is None or args.carrier is None:
         from smsgw.config import ConfigError, load_config
@@ -161,13 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             store_path = store_path or config.store_path
             carriers = [c.name for c in config.carriers if c.enabled]
+            file_group = config.file_group
     if args.carrier is not None and carriers and args.carrier not in carriers:
         print(f"unknown carrier {args.carrier!r} (known: {', '.join(carriers)})", file=sys.stderr)
         return 2
     if not Path(store_path).exists():
         print(f"no database at {store_path}", file=sys.stderr)
         return 2
-    paths = asyncio.run(write_settlement(store_path, args.date, args.carrier, args.out, carriers=carriers))
+    paths = asyncio.run(write_settlement(store_path, args.date, args.carrier, args.out, carriers=carriers,
+                                         file_group=file_group))
     for path in paths:
         print(path)
     return 0

@@ -16,7 +16,7 @@ from handlers.transactions.model import Detail
 from handlers.transactions.records import RecordError, parse_record
 from handlers.transactions.service import TransactionService, UpsertOutcome
 from smsgw.admin.api import AdminRoute, ApiCall, ApiError, JsonResponse, Response, Role
-from smsgw.log import mask_msisdn
+from smsgw.log import excerpt, mask_msisdn
 
 __all__ = ["PATH", "transaction_routes"]
 
@@ -31,7 +31,8 @@ def transaction_routes(service: TransactionService, clock: Callable[[], float]) 
         ref = config.reference.parse(call.params["ref"])
         if ref is None:
             raise ApiError(400, "invalid_reference",
-                           f"{call.params['ref']!r} is not a reference like {config.reference.example()}", field="ref")
+                           f"{excerpt(call.params['ref'])} is not a reference like {config.reference.example()}",
+                           field="ref")
         return ref
 
     async def put(call: ApiCall) -> Response:

@@ -88,7 +88,13 @@ class NotificationConfig:
     text: Wording = Wording(
         en="Muscat Municipality: request {ref} ({service}) is now {status}.{note} "
         "To stop these SMS send STOP to {code}.",
-        ar="بلدية مسقط: طلبك {ref} ({service}) أصبح: {status}.{note} لإيقاف هذه الرسائل أرسل إيقاف إلى {code}.",
+        ar="بلدية مسقط: طلبك {ref} ({service}) أصبح: {status}.{note} لإيقاف الرسائل أرسل إيقاف إلى {code}.",
+    )
+    #: The same with less boilerplate, for a note that does not fit `max_parts` whole in `text`:
+    #: tried before the note is shortened (at a word boundary) at all.
+    short_text: Wording = Wording(
+        en="Muscat Municipality: {ref} is now {status}.{note} Send STOP to {code} to stop these SMS.",
+        ar="بلدية مسقط: {ref} أصبح: {status}.{note} للإيقاف أرسل إيقاف إلى {code}.",
     )
 
 
@@ -139,13 +145,25 @@ class TransactionsConfig:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def local_time(self, epoch: float) -> str:
-        """`2026-03-12 10:30` in the municipality's time zone: the same digits in both languages."""
-        return datetime.fromtimestamp(epoch, UTC).astimezone(self.zone()).strftime("%Y-%m-%d %H:%M")
+    def local_time(self, epoch: float | None) -> str | None:
+        """`2026-03-12 10:30` in the municipality's time zone: the same digits in both languages;
+        None for a time that cannot be shown (see `_local`)."""
+        moment = self._local(epoch)
+        return moment.strftime("%Y-%m-%d %H:%M") if moment is not None else None
 
-    def iso_time(self, epoch: float) -> str:
-        """ISO 8601 with the local offset, for the API: `2026-03-12T10:30:00+04:00`."""
-        return datetime.fromtimestamp(epoch, UTC).astimezone(self.zone()).isoformat(timespec="seconds")
+    def iso_time(self, epoch: float | None) -> str | None:
+        """ISO 8601 with the local offset, for the API: `2026-03-12T10:30:00+04:00`; None for a
+        time that cannot be shown."""
+        moment = self._local(epoch)
+        return moment.isoformat(timespec="seconds") if moment is not None else None
+
+    def _local(self, epoch: float | None) -> datetime | None:
+        # Rows written before dates were range-checked may hold a time outside what a datetime
+        # can show (0001-01-01 in a zone east of UTC): one such row must not break a reply.
+        try:
+            return datetime.fromtimestamp(epoch, UTC).astimezone(self.zone())  # type: ignore[arg-type]
+        except (TypeError, ValueError, OverflowError, OSError):
+            return None
 
     def service_name(self, key: str, lang: Lang) -> str:
         wording = self.service_types.get(key)
@@ -247,17 +265,23 @@ def _build(
     )
 
 
-def _wording(table: Table, what: str, *, placeholders: tuple[str, ...] = (), default: Wording | None = None) -> Any:
-    en = table.string("en", default.en if default else MISSING, min_len=1, max_len=300)
-    ar = table.string("ar", default.ar if default else MISSING, min_len=1, max_len=300)
+def _wording(
+    table: Table, what: str, *, placeholders: tuple[str, ...] = (), default: Wording | None = None,
+    prefix: str = "", required: tuple[str, ...] = (),
+) -> Any:
+    """`<prefix>en` and `<prefix>ar`: one text in both languages, a template of `placeholders`
+    (those in `required` must appear)."""
+    en_key, ar_key = prefix + "en", prefix + "ar"
+    en = table.string(en_key, default.en if default else MISSING, min_len=1, max_len=300)
+    ar = table.string(ar_key, default.ar if default else MISSING, min_len=1, max_len=300)
     if en is not None and not fits_7bit(en.replace("{", "").replace("}", "")):
         # One character outside GSM/ASCII turns a whole English SMS into UCS-2 (70, not 160, a part).
-        table.error("en", f"{what} in English must use plain ASCII characters, so English SMS stay 7-bit")
+        table.error(en_key, f"{what} in English must use plain ASCII characters, so English SMS stay 7-bit")
         en = None
     if ar is not None and detect_lang(ar) is not Lang.AR:
-        table.error("ar", f"{what} in Arabic must contain Arabic text")
+        table.error(ar_key, f"{what} in Arabic must contain Arabic text")
         ar = None
-    for key, value in (("en", en), ("ar", ar)):
+    for key, value in ((en_key, en), (ar_key, ar)):
         if value is None:
             continue
         try:
@@ -269,6 +293,9 @@ def _wording(table: Table, what: str, *, placeholders: tuple[str, ...] = (), def
             if name not in placeholders:
                 allowed = ", ".join("{" + p + "}" for p in placeholders) or "none"
                 table.error(key, f"unknown placeholder {{{name}}} (allowed here: {allowed})")
+        for name in required:
+            if name not in fields:
+                table.error(key, f"must contain {{{name}}}")
     if en is None or ar is None:
         return None
     return Wording(en, ar)
@@ -285,6 +312,8 @@ def _notifications(
     max_parts = t.integer("max_parts", d.max_parts, 1, 4)
     poll_s = t.number("poll_s", d.poll_s, hi=3600)
     text = _wording(t, "the notification", placeholders=NOTICE_FIELDS, default=d.text)
+    short_text = _wording(t, "the short notification", placeholders=NOTICE_FIELDS, default=d.short_text,
+                          prefix="short_", required=("note",))
     t.finish()
     if carriers is not None and short_code is not None:
         serving = sorted(name for name, codes in carriers.items() if short_code in codes)
@@ -296,9 +325,9 @@ def _notifications(
                 "default_carrier",
                 f'"{default_carrier}" is not an enabled carrier serving {short_code} (those are {listed})',
             )
-    if text is None:
+    if text is None or short_text is None:
         return None
-    return NotificationConfig(enabled, on_create, default_carrier, max_parts, poll_s, text)
+    return NotificationConfig(enabled, on_create, default_carrier, max_parts, poll_s, text, short_text)
 
 
 def _named_tables(checker: Checker, root: Table, key: str, what: str) -> list[tuple[str, Table]] | None:

@@ -2,12 +2,17 @@
 
 The router hands over the canonical keyword and the normalised tokens after it; the service does
 the work and `wording` says it in the sender's language.  No Twisted, no SMPP.
+
+A sentence instead of a bare reference ("what is the status of my request MM-2026-000123",
+"وين وصل طلبي") is read by `sentence.read_request`: the reference in it gets its status, a
+sentence about the sender's requests without one gets MY.
 """
 
 from __future__ import annotations
 
 from handlers.transactions import wording
 from handlers.transactions.model import Caller
+from handlers.transactions.sentence import Intent, read_request
 from handlers.transactions.service import LookupOutcome, TransactionService
 from smsgw.log import get_logger, mask_msisdn
 from smsgw.message import Reply, Request
@@ -30,8 +35,13 @@ class TransactionsHandler:
         if keyword == "STATUS":
             return await self._status(req, caller)
         if keyword == "MY":
-            txns = await self.service.my_open(caller)
-            return [req.reply(wording.open_list(txns, req.lang, self.service.config))]
+            if req.args:
+                # `my request MM-2026-000123`: that request's status
+                reading = read_request(" ".join(req.args), self.service.config.reference, keyword)
+                if reading is not None and reading.intent is Intent.STATUS:
+                    assert reading.ref is not None
+                    return await self._lookup(req, caller, reading.ref)
+            return await self._my(req, caller)
         if keyword in ("STOP", "START"):
             enabled = keyword == "START"
             changed = await self.service.set_notifications(caller, enabled)
@@ -42,11 +52,27 @@ class TransactionsHandler:
         # Routed here without one of our keywords (a default route): treat the text as a reference.
         return await self._status(req, caller)
 
+    async def _my(self, req: Request, caller: Caller) -> list[Reply]:
+        txns = await self.service.my_open(caller)
+        return [req.reply(wording.open_list(txns, req.lang, self.service.config))]
+
     async def _status(self, req: Request, caller: Caller) -> list[Reply]:
         config = self.service.config
         if not req.args:
             return [req.reply(wording.bad_reference(req.lang, config))]
-        lookup = await self.service.lookup(caller, " ".join(req.args))
+        text = " ".join(req.args)
+        if config.reference.parse(text) is None:
+            reading = read_request(text, config.reference, req.keyword)
+            if reading is not None and reading.intent is Intent.MY:
+                return await self._my(req, caller)
+            if reading is not None:
+                assert reading.ref is not None
+                text = reading.ref
+        return await self._lookup(req, caller, text)
+
+    async def _lookup(self, req: Request, caller: Caller, text: str) -> list[Reply]:
+        config = self.service.config
+        lookup = await self.service.lookup(caller, text)
         outcome = lookup.outcome
         if outcome is not LookupOutcome.FOUND:
             # Which reference was asked for is left out on purpose: enumeration shows in the counts

@@ -196,7 +196,7 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(str(exc), file=err)
         return 2
     try:
-        store = await Store.open(gateway.store_path, components=[SCHEMA])
+        store = await Store.open(gateway.store_path, components=[SCHEMA], file_group=gateway.file_group)
     except (StoreUnavailable, OSError) as exc:
         print(f"cannot open the store {gateway.store_path}: {exc}", file=err)
         return 2

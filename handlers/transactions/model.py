@@ -16,8 +16,8 @@ class Transaction:
     status: str
     note_en: str | None
     note_ar: str | None
-    updated_at: float
-    created_at: float
+    updated_at: float | None  # None: the stored value is no usable time (see service._stored_time)
+    created_at: float | None
 
     def note(self, lang: Lang) -> str | None:
         """The note in `lang`, else the other one: the information matters more than the script."""

@@ -11,15 +11,16 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Self
 
 import phonenumbers
 
 from handlers.transactions.config import TransactionsConfig
+from smsgw.log import excerpt
 from smsgw.msisdn import parse_user_msisdn
 
-__all__ = ["FIELDS", "KEEP", "Keep", "RecordError", "TransactionRecord", "parse_record", "parse_time"]
+__all__ = ["EARLIEST", "FIELDS", "KEEP", "Keep", "RecordError", "TransactionRecord", "parse_record", "parse_time"]
 
 #: Every field a feed may send; only ref, service and status are required.
 FIELDS: Final = ("ref", "service", "status", "msisdns", "note_en", "note_ar", "updated_at")
@@ -29,7 +30,11 @@ MAX_MSISDNS = 10
 #: A feed clock this far ahead of ours is a mistake; storing its time would make every later,
 #: correct update look older ("stale") than it.
 MAX_CLOCK_AHEAD_S = 600.0
+#: No municipal transaction of this system predates it; an earlier date is a feed mistake (a
+#: default like 0001-01-01), and one that cannot even be shown in every time zone.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 
+_DQ = '"'  # inputs quoted in messages as "…", the way the feed wrote them
 _MSISDN_SPLIT = re.compile(r"[;,|\s]+")
 _KEY_SPLIT = re.compile(r"[\s\-]+")
 
@@ -73,7 +78,8 @@ class RecordError(ValueError):
 
     @property
     def reason(self) -> str:
-        return "; ".join(f"{name}: {message}" for name, message in self.problems)
+        # An unknown field name is the sender's text: shown cut short, like every quoted input.
+        return "; ".join(f"{name if len(name) <= 40 else excerpt(name)}: {message}" for name, message in self.problems)
 
 
 def parse_record(fields: Mapping[str, Any], config: TransactionsConfig, now: float) -> TransactionRecord:
@@ -109,7 +115,7 @@ def parse_record(fields: Mapping[str, Any], config: TransactionsConfig, now: flo
                 problems.append(("updated_at", str(exc)))
             else:
                 if updated_at > now + MAX_CLOCK_AHEAD_S:
-                    problems.append(("updated_at", f"{raw_time.strip()} is in the future"))
+                    problems.append(("updated_at", f"{excerpt(raw_time.strip())} is in the future"))
     if problems:
         raise RecordError(problems)
     assert ref is not None and service is not None and status is not None
@@ -117,16 +123,22 @@ def parse_record(fields: Mapping[str, Any], config: TransactionsConfig, now: flo
 
 
 def parse_time(text: str, config: TransactionsConfig) -> float:
-    """ISO 8601 (`2026-03-12T10:30:00+04:00`, `2026-03-12 10:30`); no offset means local time."""
+    """ISO 8601 (`2026-03-12T10:30:00+04:00`, `2026-03-12 10:30`); no offset means local time.
+
+    Raises ValueError for text that is no date, and for a date before `EARLIEST`."""
     try:
         moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=config.zone())
+        early = moment < EARLIEST
+        stamp = moment.timestamp()
+    except (ValueError, OverflowError):
         raise ValueError(
-            f"{text.strip()!r} is not a date and time like 2026-03-12T10:30:00+04:00 or 2026-03-12 10:30"
+            f"{excerpt(text.strip())} is not a date and time like 2026-03-12T10:30:00+04:00 or 2026-03-12 10:30"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=config.zone())
-    return moment.timestamp()
+    if early:
+        raise ValueError(f"{excerpt(text.strip())} is before {EARLIEST.date().isoformat()}; send the real date")
+    return stamp
 
 
 # --------------------------------------------------------------------------------------------------
@@ -159,7 +171,7 @@ def _choice(
     if key in options:
         return key
     listed = ", ".join(options)
-    problems.append((name, f'unknown {name} "{value}"{_hint(key, options)}; known: {listed}'))
+    problems.append((name, f"unknown {name} {excerpt(value, quote=_DQ)}{_hint(key[:40], options)}; known: {listed}"))
     return None
 
 
@@ -183,9 +195,9 @@ def _msisdns(fields: Mapping[str, Any], problems: list[tuple[str, str]]) -> tupl
     for item in items:
         number = parse_user_msisdn(item.strip(), "OM")
         if number is None:
-            problems.append(("msisdns", f'"{item.strip()}" is not a valid phone number'))
+            problems.append(("msisdns", f"{excerpt(item.strip(), quote=_DQ)} is not a valid phone number"))
         elif not _can_receive_sms(number):
-            problems.append(("msisdns", f'"{item.strip()}" is not a mobile number'))
+            problems.append(("msisdns", f"{excerpt(item.strip(), quote=_DQ)} is not a mobile number"))
         elif number not in numbers:
             numbers.append(number)
     if len(numbers) > MAX_MSISDNS:

@@ -39,7 +39,8 @@ STEPS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX txn_change_ref ON txn_change (ref, id)",
         # One row per notification owed for a change, written in the change's transaction.
-        # pending -> queued (an outbound row exists: outbound_id) | suppressed (opted out meanwhile).
+        # pending -> queued (an outbound row exists: outbound_id) | suppressed (opted out meanwhile)
+        # | withdrawn (the number was removed from the transaction meanwhile).
         # A process without the outbound queue (the CSV importer) leaves them pending; the gateway
         # turns each into exactly one MT, in one transaction that also marks it queued.
         """CREATE TABLE txn_notice (

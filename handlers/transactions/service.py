@@ -23,6 +23,9 @@ implies commits together or not at all:
 * **Carrier of a notification**: the carrier the number last wrote to us from (every MO this
   feature handles records it, with the language), if that carrier is enabled and serves the
   notification short code; otherwise the configured default carrier.
+* **Language of a notification**: that of the number's last SMS to any short code (HELP to the
+  parking code included; one without letters says nothing), else the language its last MO here
+  was in, else `default_lang`.
 """
 
 from __future__ import annotations
@@ -38,9 +41,10 @@ from typing import TYPE_CHECKING, Any, Final
 from handlers.transactions import wording
 from handlers.transactions.config import TransactionsConfig
 from handlers.transactions.model import Caller, Change, Detail, Transaction
-from handlers.transactions.records import KEEP, TransactionRecord
+from handlers.transactions.records import KEEP, MAX_CLOCK_AHEAD_S, TransactionRecord
 from smsgw.log import get_logger, mask_msisdn
 from smsgw.message import Lang, Reply
+from smsgw.textnorm import detect_lang
 
 if TYPE_CHECKING:
     from smsgw.store import NewMt, Outbound, Store
@@ -66,7 +70,8 @@ DISPATCH_BATCH: Final = 500
 
 _PENDING: Final = "pending"
 _QUEUED: Final = "queued"
-_SUPPRESSED: Final = "suppressed"
+_SUPPRESSED: Final = "suppressed"  # the number opted out before the notice was sent
+_WITHDRAWN: Final = "withdrawn"  # the number was removed from the transaction before it was sent
 
 _TXN_COLS = "t.ref, t.service, t.status, t.note_en, t.note_ar, t.updated_at, t.created_at"
 
@@ -115,7 +120,34 @@ class Outbox:
 
 
 def _transaction(row: Sequence[Any]) -> Transaction:
-    return Transaction(*row)
+    ref, service, status, note_en, note_ar, updated_at, created_at = row
+    return Transaction(ref, service, status, note_en, note_ar, _stored_time(updated_at), _stored_time(created_at))
+
+
+def _stored_time(value: Any) -> float | None:
+    """A time column as read, or None when it holds no usable number (rows written before
+    dates were checked): reading a transaction never fails on what is already stored."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+#: How many of a number's latest SMS are read to find one that tells its language.
+_LANGUAGE_LOOKBACK = 10
+
+
+def _last_language(conn: sqlite3.Connection, msisdn: str) -> Lang | None:
+    """The language of the number's last SMS to any of our short codes (HELP on the parking code
+    counts as much as STATUS here), skipping those without letters ("30", a bare reference),
+    which say nothing about it; None if none is left in the store."""
+    rows = conn.execute(
+        "SELECT text FROM inbound WHERE msisdn = ? AND channel = 'sms' ORDER BY received_at DESC, id DESC LIMIT ?",
+        (msisdn, _LANGUAGE_LOOKBACK),
+    )
+    for (text,) in rows:
+        if any(ch.isalpha() for ch in text):
+            return detect_lang(text)
+    return None
 
 
 class TransactionService:
@@ -254,7 +286,10 @@ class TransactionService:
         if row is None:
             return self._insert(conn, record, source, now)
         service, status, note_en, note_ar, updated_at, created_at = row
-        if record.updated_at is not None and record.updated_at < updated_at:
+        stored_at = _stored_time(updated_at)
+        if stored_at is not None and (stored_at > now + MAX_CLOCK_AHEAD_S or self.config.iso_time(stored_at) is None):
+            stored_at = None  # a time no feed can send now (stored before dates were checked) makes nothing stale
+        if record.updated_at is not None and stored_at is not None and record.updated_at < stored_at:
             when = self.config.iso_time(updated_at)
             return UpsertResult(UpsertOutcome.STALE, ref, reason=f"older than the stored update of {when}"), []
         old_numbers = {m for (m,) in conn.execute("SELECT msisdn FROM txn_msisdn WHERE ref = ?", (ref,))}
@@ -337,7 +372,8 @@ class TransactionService:
         texts: dict[Lang, str] = {}
         ids = []
         for msisdn, lang_value in recipients:
-            lang = Lang(lang_value) if lang_value in ("en", "ar") else self.config.default_lang
+            lang = (_last_language(conn, msisdn)
+                    or (Lang(lang_value) if lang_value in ("en", "ar") else self.config.default_lang))
             if lang not in texts:
                 texts[lang] = wording.notice(txn, lang, self.config)
             cur = conn.execute(
@@ -408,24 +444,28 @@ class TransactionService:
         return self._op_dispatch(conn, now, ids[:DISPATCH_BATCH]), len(ids) > DISPATCH_BATCH
 
     def _op_dispatch(self, conn: sqlite3.Connection, now: float, notice_ids: Sequence[int]) -> list[Outbound]:
-        """Pending notices → MTs (or suppressed, for numbers that opted out since), in this transaction."""
+        """Pending notices → MTs, in this transaction; suppressed for numbers that opted out
+        since, withdrawn for numbers no longer registered to the transaction."""
         outbox = self._outbox
         assert outbox is not None
         short_code = self.config.short_code
         outbounds = []
         for notice_id in notice_ids:
+            # Who may receive it is decided now, in the transaction that makes the MT: a number
+            # removed from the transaction (or opted out) since the notice was written gets nothing.
             row = conn.execute(
-                "SELECT n.msisdn, n.text, s.carrier, coalesce(s.opted_out, 0) FROM txn_notice AS n"
+                "SELECT n.msisdn, n.text, s.carrier, coalesce(s.opted_out, 0),"
+                " EXISTS (SELECT 1 FROM txn_msisdn AS m WHERE m.ref = n.ref AND m.msisdn = n.msisdn)"
+                " FROM txn_notice AS n"
                 " LEFT JOIN txn_subscriber AS s ON s.msisdn = n.msisdn WHERE n.id = ? AND n.state = ?",
                 (notice_id, _PENDING),
             ).fetchone()
             if row is None:
                 continue
-            msisdn, text, last_carrier, opted_out = row
-            if opted_out:
-                conn.execute(
-                    "UPDATE txn_notice SET state = ?, dispatched_at = ? WHERE id = ?", (_SUPPRESSED, now, notice_id)
-                )
+            msisdn, text, last_carrier, opted_out, registered = row
+            if opted_out or not registered:
+                state = _SUPPRESSED if opted_out else _WITHDRAWN
+                conn.execute("UPDATE txn_notice SET state = ?, dispatched_at = ? WHERE id = ?", (state, now, notice_id))
                 continue
             carrier = self._carrier_for(last_carrier)
             outbound = self.store.insert_mt(conn, outbox.new_mt(Reply(carrier, msisdn, short_code, text), NOTICE_KIND))

@@ -29,6 +29,8 @@ __all__ = [
 _KEYWORD = {"STATUS": ("STATUS", "حالة"), "START": ("START", "تشغيل"), "STOP": ("STOP", "إيقاف")}
 
 _UPDATED = {Lang.EN: "{ref} {service}: {status}. Updated {updated}.", Lang.AR: "{ref} {service}: {status}. آخر تحديث {updated}."}
+# A stored time that cannot be shown (written before dates were checked): the status still is.
+_STATUS_ONLY = {Lang.EN: "{ref} {service}: {status}.", Lang.AR: "{ref} {service}: {status}."}
 _NOTE = {Lang.EN: " Note: {note}", Lang.AR: " ملاحظة: {note}"}
 _NOT_FOUND = {
     Lang.EN: "No request {ref} is registered to this number. Check the number or call {call_centre}.",
@@ -68,11 +70,12 @@ def _kw(canonical: str, lang: Lang) -> str:
 
 def status_reply(txn: Transaction, lang: Lang, config: TransactionsConfig) -> str:
     """Service, status, last update and note; a long note is shortened to fit the part budget."""
-    head = _UPDATED[lang].format(
+    updated = config.local_time(txn.updated_at)
+    head = (_UPDATED if updated is not None else _STATUS_ONLY)[lang].format(
         ref=txn.ref,
         service=config.service_name(txn.service, lang),
         status=config.status_name(txn.status, lang),
-        updated=config.local_time(txn.updated_at),
+        updated=updated,
     )
     note = txn.note(lang)
     if not note:
@@ -146,23 +149,36 @@ def opted_in(lang: Lang, short_code: str) -> str:
 
 
 def notice(txn: Transaction, lang: Lang, config: TransactionsConfig) -> str:
-    """The notification of a status change, from the configured template."""
+    """The notification of a status change, from the configured templates.
+
+    The note is the useful part: it goes whole in the full template if that fits the parts the
+    config allows, else whole in the short one (less boilerplate), and only then is it shortened,
+    at a word boundary, in the short one."""
     fields = {
         "ref": txn.ref,
         "service": config.service_name(txn.service, lang),
         "status": config.status_name(txn.status, lang),
-        "updated": config.local_time(txn.updated_at),
+        "updated": config.local_time(txn.updated_at) or "",
         "code": config.short_code,
     }
-    template = config.notifications.text(lang)
+    settings = config.notifications
     note = txn.note(lang)
 
-    def render(n: str) -> str:
-        return " ".join(template.format(**fields, note=(" " + n) if n else "").split())
+    def renderer(template: str) -> Callable[[str], str]:
+        def render(n: str) -> str:
+            if n and n[-1].isalnum():
+                n += "."  # a note without a full stop would run into the sentence after it
+            return " ".join(template.format(**fields, note=(" " + n) if n else "").split())
 
+        return render
+
+    full, short = renderer(settings.text(lang)), renderer(settings.short_text(lang))
     if not note:
-        return render("")
-    return _fit(render, note, lang, config.notifications.max_parts)
+        return full("")
+    whole = full(note)
+    if _within(whole, settings.max_parts):
+        return whole
+    return _fit(short, note, lang, settings.max_parts)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,22 +193,32 @@ def _within(text: str, max_parts: int) -> bool:
     return texts.sms_parts(text) <= max_parts
 
 
+#: Left off the end of a shortened note, before its ellipsis.
+_TRAILING = " ,;:-،؛"
+
+
 def _fit(render: Callable[[str], str], note: str, lang: Lang, max_parts: int) -> str:
-    """render(note), with the note shortened (ellipsis) as little as needed to fit `max_parts`."""
+    """render(note), with the note shortened as little as needed to fit `max_parts`: whole words
+    only, then an ellipsis (a word cut in two reads as another word, or as none)."""
     full = render(note)
     if _within(full, max_parts):
         return full
     ellipsis = texts.ELLIPSIS[lang]
-    lo, hi = 0, len(note)  # longest prefix length that fits, by bisection
+    words = note.split()
+
+    def cut(n: int) -> str:
+        return " ".join(words[:n]).rstrip(_TRAILING) + ellipsis
+
+    lo, hi = 0, len(words) - 1  # most words that fit, by bisection
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if _within(render(note[:mid].rstrip() + ellipsis), max_parts):
+        if _within(render(cut(mid)), max_parts):
             lo = mid
         else:
             hi = mid - 1
     if lo == 0:
         return render("")
-    return render(note[:lo].rstrip() + ellipsis)
+    return render(cut(lo))
 
 
 def _cut(text: str, lang: Lang, max_parts: int) -> str:

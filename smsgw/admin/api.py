@@ -16,6 +16,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from smsgw.log import excerpt
+
 __all__ = [
     "Access",
     "AdminRoute",
@@ -27,8 +29,12 @@ __all__ = [
     "Role",
 ]
 
-#: Largest request body accepted; the API takes small JSON documents, never uploads.
+#: Largest request body accepted by default ([admin] max_body_bytes); the API takes small JSON
+#: documents, never uploads.
 MAX_BODY = 1024 * 1024
+#: An error message or field name longer than this is cut: errors must not echo big inputs back.
+MAX_MESSAGE = 300
+MAX_FIELD = 64
 
 
 class Role(str, enum.Enum):
@@ -69,10 +75,15 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
-        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        error: dict[str, Any] = {"code": self.code, "message": _cut(self.message, MAX_MESSAGE)}
         if self.field is not None:
-            error["field"] = self.field
+            error["field"] = _cut(self.field, MAX_FIELD)
         return {"error": error}
+
+
+def _cut(text: str, limit: int) -> str:
+    # The last line of defence; messages quote inputs through smsgw.log.excerpt in the first place.
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -118,9 +129,16 @@ class ApiCall:
         except UnicodeDecodeError:
             raise ApiError(400, "invalid_json", "the request body is not UTF-8") from None
         except _DuplicateKey as exc:
-            raise ApiError(400, "invalid_json", f"key {exc.key!r} appears twice", field=exc.key) from None
+            raise ApiError(400, "invalid_json", f"key {excerpt(exc.key)} appears twice",
+                           field=exc.key[:MAX_FIELD]) from None
+        except RecursionError:
+            raise ApiError(400, "invalid_json", "the request body is nested too deeply") from None
         except ValueError as exc:
+            # json's messages give a position, never the text sent.
             raise ApiError(400, "invalid_json", f"the request body is not valid JSON: {exc}") from None
+        except Exception as exc:  # whatever else decoding can raise is still the client's input
+            raise ApiError(400, "invalid_json", f"the request body could not be decoded ({type(exc).__name__})") \
+                from None
 
     def json_object(self) -> dict[str, Any]:
         value = self.json()
@@ -155,13 +173,16 @@ class AdminRoute:
     """`method` `path` → `handler`.  Path segments may be `{name}` (one whole segment).
 
     `access` defaults to READ for GET/HEAD and WRITE for everything else, so a route that
-    changes state cannot be opened to read-only tokens by forgetting a flag.
+    changes state cannot be opened to read-only tokens by forgetting a flag.  `token_in_query`
+    (PUBLIC routes only: a page a browser loads) also takes the token from `?token=`; the
+    handler then gets the caller, if any, in `call.principal`.
     """
 
     method: str
     path: str
     handler: Handler
     access: Access | None = None
+    token_in_query: bool = False
 
     @property
     def effective_access(self) -> Access:

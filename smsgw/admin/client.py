@@ -37,25 +37,32 @@ class CliError(Exception):
 def add_commands(sub: Any, add_config: Any) -> None:
     """Add the operator subcommands to `smsgw`'s argument parser."""
 
-    def common(parser: argparse.ArgumentParser) -> None:
-        add_config(parser)
+    def common(parser: argparse.ArgumentParser, under: bool = False) -> None:
+        if under:
+            # An action of `routes`: options given before the action (`routes --json list`) stand,
+            # so these leave the namespace alone unless given here.
+            parser.argument_default = argparse.SUPPRESS
+            parser.add_argument("--config", help="gateway TOML file (default: as for `routes`)")
+        else:
+            add_config(parser)
         parser.add_argument("--url", help="admin API base URL (default: from the config's [admin] section)")
         parser.add_argument("--token", help="admin API token (default: $SMSGW_TOKEN)")
         parser.add_argument("--json", action="store_true", help="print the API's JSON answer")
 
     common(sub.add_parser("status", help="carrier links, queues and the store of a running gateway"))
-    routes = sub.add_parser("routes", help="list, add or remove keyword routes on a running gateway")
-    routes_sub = routes.add_subparsers(dest="routes_action", required=True)
-    common(routes_sub.add_parser("list", help="the routes in effect (config and API changes)"))
+    routes = sub.add_parser("routes", help="list (the default), add or remove keyword routes on a running gateway")
+    common(routes)
+    routes_sub = routes.add_subparsers(dest="routes_action", metavar="{list,add,remove}")
+    common(routes_sub.add_parser("list", help="the routes in effect (config and API changes)"), under=True)
     add = routes_sub.add_parser("add", help="add a route, or replace the one with the same keyword and short codes")
-    common(add)
+    common(add, under=True)
     add.add_argument("keyword", help='the English keyword, or "*" for messages without a known keyword')
     add.add_argument("handler", help="the service that answers, e.g. help, transactions")
     add.add_argument("--alias", action="append", default=[], help="another spelling (Arabic too); repeatable")
     add.add_argument("--short-code", action="append", default=[], dest="short_codes",
                      help="a short code the route applies to; repeatable (none: every short code)")
     remove = routes_sub.add_parser("remove", help="remove the route with exactly this keyword and short codes")
-    common(remove)
+    common(remove, under=True)
     remove.add_argument("keyword")
     remove.add_argument("--short-code", action="append", default=[], dest="short_codes")
     for verb in ("pause", "resume"):
@@ -100,7 +107,7 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
 
 
 def _routes(args: argparse.Namespace, api: _Api, out: TextIO) -> None:
-    action = args.routes_action
+    action = args.routes_action or "list"  # `smsgw routes` alone shows them, as `status` shows the links
     if action == "list":
         data = api.call("GET", "/api/v1/routes")
         _out(args, data, lambda d: _table(

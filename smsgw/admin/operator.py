@@ -2,7 +2,8 @@
 sending a notice, reload, the audit log, Prometheus metrics and the status page.
 
     GET    /api/v1/status                     carriers, queues, store, version, uptime
-    GET    /api/v1/messages?msisdn=&since=&limit=   history (MSISDN masked unless admin token)
+    GET    /api/v1/messages?msisdn=&since=&limit=   history: metadata for any token; MSISDNs and
+                                              bodies for admin tokens only, each such read audited
     POST   /api/v1/messages                   {carrier, msisdn, short_code, text}: queue an SMS
     POST   /api/v1/carriers/{name}/pause      stop submitting (the bind stays up; MOs still flow)
     POST   /api/v1/carriers/{name}/resume
@@ -15,14 +16,15 @@ sending a notice, reload, the audit log, Prometheus metrics and the status page.
     GET    /                                  the HTML status page; token in ?token= or the header
 
 Every write records an audit entry with the token's name (never the token).  The status page is
-a PUBLIC route that authenticates itself: a browser cannot send a bearer header on a plain page
-load, so it also takes the token from the query string (see `page.py` for why that is acceptable
-here).
+a PUBLIC route (without a token it answers with a sign-in form): the server authenticates the
+Authorization header or, since a browser cannot send a bearer header on a plain page load, the
+`?token=` of the URL (see `page.py` for why that is acceptable here), and logs the token's name.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import sqlite3
 from collections import deque
@@ -40,11 +42,9 @@ from smsgw.admin.api import (
     ApiCall,
     ApiError,
     JsonResponse,
-    Principal,
     Response,
     Role,
 )
-from smsgw.admin.auth import Authenticator
 from smsgw.admin.state import (
     RouteKey,
     list_audit,
@@ -53,7 +53,7 @@ from smsgw.admin.state import (
     route_to_json,
 )
 from smsgw.config import RouteConfig
-from smsgw.log import get_logger, mask_msisdn
+from smsgw.log import excerpt, get_logger, mask_msisdn
 from smsgw.message import Reply
 from smsgw.msisdn import parse_user_msisdn
 
@@ -144,20 +144,30 @@ class ThroughputSampler(Service):
         return known
 
 
+#: A time filter outside 1970-01-01 .. 9999-12-31 is a typo (or NaN, or infinity).
+_LATEST_TIME = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
+
+
 def _parse_time(raw: str, field: str) -> float:
     """Epoch seconds, or ISO 8601 (a date, or a date-time; UTC when no offset is given)."""
+    value: float | None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(raw)  # 3.11 reads a trailing Z too
-    except ValueError:
-        raise ApiError(400, "invalid_field", f"{field} must be epoch seconds or ISO 8601, got {raw!r}",
-                       field=field) from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+        value = None
+    if value is None:
+        try:
+            parsed = datetime.fromisoformat(raw)  # 3.11 reads a trailing Z too
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            value = parsed.timestamp()
+        except (ValueError, OverflowError):
+            raise ApiError(400, "invalid_field", f"{field} must be epoch seconds or ISO 8601, got {excerpt(raw)}",
+                           field=field) from None
+    if not math.isfinite(value) or not 0 <= value <= _LATEST_TIME:
+        raise ApiError(400, "invalid_field", f"{field} must be a time from 1970-01-01 to 9999-12-31, got "
+                       f"{excerpt(raw)}", field=field)
+    return value
 
 
 def _one(call: ApiCall, name: str) -> str | None:
@@ -201,8 +211,6 @@ class OperatorApi:
     def __init__(self, gateway: Gateway) -> None:
         self.gateway = gateway
         self.sampler = ThroughputSampler(gateway)
-        # The page authenticates itself (it is PUBLIC to the server): the same tokens, same check.
-        self._page_auth = Authenticator(gateway.config.admin.tokens)
         # One route change at a time: each builds on the overrides the previous one left.
         self._routes_lock = asyncio.Lock()
 
@@ -219,7 +227,9 @@ class OperatorApi:
             AdminRoute("POST", "/api/v1/reload", self.reload),
             AdminRoute("GET", "/api/v1/audit", self.get_audit),
             AdminRoute("GET", "/metrics", self.get_metrics),
-            AdminRoute("GET", "/", self.get_page, access=Access.PUBLIC),
+            # PUBLIC so that without a token it can answer with its sign-in form, not a JSON 401;
+            # the server still authenticates the header or ?token= and logs the token's name.
+            AdminRoute("GET", "/", self.get_page, access=Access.PUBLIC, token_in_query=True),
         ]
 
     # -- status -----------------------------------------------------------------------------
@@ -285,7 +295,9 @@ class OperatorApi:
         receipts = await store.read(_receipts, mt_ids) if mt_ids else {}
         for item in items:
             if not reveal:
+                # Metadata only: what a read-only token (a wall screen, Prometheus) may see.
                 item["msisdn"] = mask_msisdn(item["msisdn"])
+                del item["text"]
             if item["direction"] == "mt":
                 item["dlr"] = receipts.get(item["id"], [])
         return items
@@ -300,25 +312,35 @@ class OperatorApi:
         raw_since = _one(call, "since")
         since = _parse_time(raw_since, "since") if raw_since is not None else None
         reveal = call.principal is not None and call.principal.role is Role.ADMIN
-        items = await self.history(msisdn, since, _limit(call, 100), reveal)
-        return JsonResponse(200, {"messages": items, "masked": not reveal})
+        limit = _limit(call, 100)
+        items = await self.history(msisdn, since, limit, reveal)
+        if reveal:
+            # Citizens' messages: every read of bodies is audited before anything is shown, and
+            # shown only if the audit record is stored (StoreUnavailable: 503, nothing disclosed).
+            masked = mask_msisdn(msisdn) if msisdn is not None else None
+            await self._audit(call, "read_messages", masked or "*",
+                              {"msisdn": masked, "since": since, "limit": limit, "messages": len(items)},
+                              required=True)
+            log.info("operator_messages_read", msisdn=masked, messages=len(items),
+                     token=call.principal.name if call.principal else None)
+        return JsonResponse(200, {"messages": items, "masked": not reveal, "bodies": reveal})
 
     async def post_message(self, call: ApiCall) -> Response:
         body = call.json_object()
         unknown = sorted(set(body) - {"carrier", "msisdn", "short_code", "text"})
         if unknown:
-            raise ApiError(400, "invalid_field", f"unknown field {unknown[0]!r}", field=unknown[0])
+            raise ApiError(400, "invalid_field", f"unknown field {excerpt(unknown[0])}", field=unknown[0])
         carrier = _string(body, "carrier")
         config = self.gateway.carriers.get(carrier)
         if config is None:
-            raise ApiError(400, "invalid_field", f"no enabled carrier {carrier!r} (have: "
+            raise ApiError(400, "invalid_field", f"no enabled carrier {excerpt(carrier)} (have: "
                            f"{', '.join(sorted(self.gateway.carriers))})", field="carrier")
         msisdn = parse_user_msisdn(_string(body, "msisdn"))
         if msisdn is None:
             raise ApiError(400, "invalid_field", "msisdn is not a valid phone number", field="msisdn")
         short_code = _string(body, "short_code")
         if short_code not in config.short_codes:
-            raise ApiError(400, "invalid_field", f"{carrier} does not serve short code {short_code!r} "
+            raise ApiError(400, "invalid_field", f"{carrier} does not serve short code {excerpt(short_code)} "
                            f"(it serves {', '.join(config.short_codes)})", field="short_code")
         text = body.get("text")
         if not isinstance(text, str) or not text.strip():
@@ -340,7 +362,7 @@ class OperatorApi:
         queue = self.gateway.queue
         sender = queue.senders.get(name) if queue is not None else None
         if sender is None:
-            raise ApiError(404, "not_found", f"no carrier {name!r}")
+            raise ApiError(404, "not_found", f"no carrier {excerpt(name)}")
         return sender
 
     async def pause(self, call: ApiCall) -> Response:
@@ -377,7 +399,7 @@ class OperatorApi:
         body = call.json_object()
         unknown = sorted(set(body) - {"keyword", "aliases", "handler", "short_codes"})
         if unknown:
-            raise ApiError(400, "invalid_field", f"unknown field {unknown[0]!r}", field=unknown[0])
+            raise ApiError(400, "invalid_field", f"unknown field {excerpt(unknown[0])}", field=unknown[0])
         route = RouteConfig(
             keyword=_string(body, "keyword"), aliases=_string_list(body, "aliases"),
             handler=_string(body, "handler"), short_codes=_string_list(body, "short_codes"),
@@ -386,7 +408,7 @@ class OperatorApi:
             if self.gateway.context is not None else set()
         for code in route.short_codes:
             if code not in served:
-                raise ApiError(400, "invalid_field", f"short code {code!r} is not served by any carrier "
+                raise ApiError(400, "invalid_field", f"short code {excerpt(code)} is not served by any carrier "
                                f"(served: {', '.join(sorted(served))})", field="short_codes")
         key = route_key(route.keyword, route.short_codes)
         existed = any(route_key(r.keyword, r.short_codes) == key for r in self.gateway.router.routes)  # type: ignore[union-attr]
@@ -405,7 +427,7 @@ class OperatorApi:
         assert router is not None
         current = [r for r in router.routes if route_key(r.keyword, r.short_codes) == key]
         if not current:
-            raise ApiError(404, "not_found", f"no route {keyword!r} on "
+            raise ApiError(404, "not_found", f"no route {excerpt(keyword)} on "
                            f"{', '.join(sorted(codes)) if codes else 'every short code'} (scope must match exactly)")
         await self._change_routes(call, key, None, "route_delete",
                                   {"route": route_to_json(current[0])})
@@ -462,8 +484,9 @@ class OperatorApi:
         return JsonResponse(200, {"entries": [e.to_json() for e in entries]})
 
     async def _audit(self, call: ApiCall, action: str, target: str | None, detail: dict[str, Any],
-                     outcome: str = "ok") -> None:
-        await record_audit(self._store(), self.gateway.clock.seconds(), _actor(call), action, target, outcome, detail)
+                     outcome: str = "ok", *, required: bool = False) -> None:
+        await record_audit(self._store(), self.gateway.clock.seconds(), _actor(call), action, target, outcome, detail,
+                           required=required)
 
     # -- metrics and the page ---------------------------------------------------------------
 
@@ -473,19 +496,13 @@ class OperatorApi:
     async def get_page(self, call: ApiCall) -> Response:
         from smsgw.admin.page import render_login, render_status
 
-        principal = self._page_principal(call)
+        principal = call.principal
         if principal is None:
             return render_login(bool(call.query.get("token")))
         status = await self.status()
         recent = await self.history(None, None, 50, reveal=False)
         throughput = await self._store().read(_per_minute, self.gateway.clock.seconds(), 10)
         return render_status(status, recent, throughput, principal)
-
-    def _page_principal(self, call: ApiCall) -> Principal | None:
-        token = _one(call, "token") if len(call.query.get("token", ())) <= 1 else None
-        if token:
-            return self._page_auth.authenticate(b"Bearer " + token.encode("utf-8", "replace"))
-        return None
 
     def _store(self) -> Any:
         if self.gateway.store is None:

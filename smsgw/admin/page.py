@@ -1,7 +1,8 @@
 """The operators' status page at `/`: server-rendered HTML, refreshed by a meta refresh.
 
-Protection: a browser cannot send `Authorization: Bearer` on a plain page load, so the page takes
-the token from `?token=…` (any valid token; the page changes nothing, so read-only is enough).
+Protection: any valid token (the page changes nothing, so read-only is enough), in the
+`Authorization: Bearer` header or, since a browser cannot send that header on a plain page load,
+in `?token=…`.  The server checks either and logs the token's name.
 Without one it answers 401 with a one-field form that reloads the page with the token in the
 URL.  This is acceptable because the API listens on loopback only (a TLS proxy in front for
 remote use), the server logs route patterns and never query strings, and the page sends

@@ -202,9 +202,12 @@ class AuditEntry:
 
 async def record_audit(
     store: Store, at: float, actor: str, action: str, target: str | None, outcome: str, detail: dict[str, Any],
+    *, required: bool = False,
 ) -> None:
     """Append one audit record; a store failure is logged, never raised: the change itself
-    already happened (or was refused), and the operator must still get its answer."""
+    already happened (or was refused), and the operator must still get its answer.  With
+    `required` the failure is raised (StoreUnavailable): for a read that may only be answered
+    once it is on record."""
 
     def op(conn: sqlite3.Connection) -> None:
         conn.execute(
@@ -216,6 +219,8 @@ async def record_audit(
         await store.write(op)
     except StoreUnavailable as exc:
         log.error("audit_not_stored", actor=actor, action=action, target=target, error=str(exc))
+        if required:
+            raise
 
 
 async def list_audit(store: Store, since: float | None = None, limit: int = 100) -> list[AuditEntry]:

@@ -38,7 +38,7 @@ from smsgw.ussd import screen as ussd_screen
 from smsgw.ussd import sessions
 from smsgw.ussd.dialogue import DialogueApp, Turn
 from smsgw.ussd.sessions import Session, SessionKey
-from smsgw.ussd.variants import UssdVariant, UssdWireError, read_indication
+from smsgw.ussd.variants import UssdVariant, UssdWireError, read_indication, session_ref_of
 
 if TYPE_CHECKING:
     from smsgw.config import CarrierConfig
@@ -50,8 +50,9 @@ log = get_logger(__name__)
 #: business), and within one UCS2 screen.
 APOLOGY = "Sorry, please try again later.\nعذرا، حاول مرة أخرى لاحقا."
 NOT_OFFERED = "This service is not available.\nهذه الخدمة غير متاحة."
-#: A release (timeout) screen is only worth sending while the network may still hold the dialogue.
-RELEASE_VALIDITY_S = 30.0
+#: A release (timeout) screen is only worth sending while the network may still hold the dialogue:
+#: it must be on its way within this long of the reaper's finding (see UssdChannel.reap).
+RELEASE_SEND_S = 2.0
 #: Most expired sessions released per reaper tick; the next tick takes the rest.
 REAP_BATCH = 500
 #: For a carrier no longer configured (removed by a reload while a dialogue was open).
@@ -118,15 +119,19 @@ class UssdChannel(Service):
         carriers: Mapping[str, CarrierConfig] | Callable[[], Mapping[str, CarrierConfig]],
         enqueue: Callable[[Outbound], None],
         app: DialogueApp | None,
+        bound_since: Callable[[str], float | None] | None = None,
     ) -> None:
         """`carriers`: the enabled carriers' configs, or a function returning them (the gateway's
-        current ones, so a hot reload of a carrier's USSD settings applies to the next PDU)."""
+        current ones, so a hot reload of a carrier's USSD settings applies to the next PDU).
+        `bound_since(carrier)`: since when that carrier's bind has been up, None while it is down
+        (default: always up)."""
         self._store = store
         self._clock = clock
         self._carriers = carriers if callable(carriers) else (lambda: carriers)
         self._variants: dict[str, tuple[CarrierConfig, UssdVariant]] = {}
         self._enqueue = enqueue
         self._app = app
+        self._bound_since = bound_since or (lambda _carrier: float("-inf"))
         #: Open sessions: the store's rows, kept here so a screen costs no read on the hot path.
         self._open: dict[SessionKey, Session] = {}
         self._locks = _KeyedLocks()
@@ -183,7 +188,7 @@ class UssdChannel(Service):
         if not service_code:
             return c.ESME_RINVDSTADR, None
         try:
-            indication = read_indication(self._variant(carrier), msisdn, pdu.tlvs)
+            indication = read_indication(self._variant(carrier), msisdn, pdu.tlvs, params.get("service_type", ""))
         except UssdWireError as exc:
             self.counters["unreadable"] += 1
             log.warning("ussd_unreadable", carrier=carrier.name, msisdn=mask_msisdn(msisdn), reason=str(exc))
@@ -195,7 +200,7 @@ class UssdChannel(Service):
         carrier_msg_id = pdu.tlv_cstr(carrier.mo_id_tlv) if carrier.mo_id_tlv is not None else None
         inbound, duplicate = await self._store.accept_mo(
             NewMo(carrier.name, carrier_msg_id, msisdn, service_code, text, params.get("data_coding", 0), now,
-                  channel=Channel.USSD.value, session_id=indication.session_ref,
+                  channel=Channel.USSD.value, session_id=indication.session_id,
                   session_event=indication.event.value)
         )
         if duplicate:
@@ -206,7 +211,10 @@ class UssdChannel(Service):
 
     async def process(self, inbound: Inbound) -> None:
         """Take one handset input: the next screen and the session step, committed together."""
-        key = SessionKey(inbound.carrier, inbound.msisdn, inbound.session_id or inbound.msisdn)
+        # The stored session_id is the dialogue's mark: its reference keys the session; the whole
+        # mark (what the network wants echoed) goes on the screen that answers this input.
+        key = SessionKey(inbound.carrier, inbound.msisdn, session_ref_of(inbound.session_id) or inbound.msisdn)
+        mark = inbound.session_id or key.session_ref
         async with self._locks(key):
             session = await self._session(key)
             if session is not None and session.answered(inbound.id):
@@ -222,12 +230,12 @@ class UssdChannel(Service):
                 self.counters["opened"] += 1
                 turn = await self._ask(lambda app: app.begin(inbound))
             elif session is None or not session.open or session.expired(now):
-                await self._release_stale(key, session, inbound, now)
+                await self._release_stale(key, session, inbound, now, mark)
                 return
             else:
                 base = session
                 turn = await self._ask(lambda app: app.answer(inbound, base.app_state))
-            await self._show(base, turn, now, inbound.id)
+            await self._show(base, turn, now, inbound.id, mark)
 
     async def _ask(self, call: Callable[[DialogueApp], Awaitable[Turn]]) -> Turn:
         if self._app is None:
@@ -246,7 +254,7 @@ class UssdChannel(Service):
             return Turn(APOLOGY, True)
         return turn
 
-    async def _show(self, base: Session, turn: Turn, now: float, inbound_id: int) -> None:
+    async def _show(self, base: Session, turn: Turn, now: float, inbound_id: int, mark: str) -> None:
         key = base.key
         timeout = self._timeout(key.carrier)
         state = sessions.ENDED if turn.end else sessions.OPEN
@@ -254,7 +262,7 @@ class UssdChannel(Service):
             key, base.service_code, state, turn.state, base.opened_at, now, now + timeout,
             now if turn.end else None, inbound_id, base.screens + 1,
         )
-        await self._save(after, self._screen(after, turn.text, turn.end, now, now + timeout, inbound_id))
+        await self._save(after, self._screen(after, turn.text, turn.end, now, now + timeout, inbound_id, mark))
         self.counters["screens"] += 1
         if turn.end:
             self.counters["ended"] += 1
@@ -266,7 +274,9 @@ class UssdChannel(Service):
         if session is not None and session.open:
             await self._save(sessions.closed(session, sessions.ABORTED, now, inbound.id), None)
 
-    async def _release_stale(self, key: SessionKey, session: Session | None, inbound: Inbound, now: float) -> None:
+    async def _release_stale(
+        self, key: SessionKey, session: Session | None, inbound: Inbound, now: float, mark: str
+    ) -> None:
         """An answer for a dialogue that is over here (timed out, or unknown after a lost store):
         end it on the handset too, with the release screen."""
         timed_out = session is not None and session.expired(now)
@@ -277,12 +287,13 @@ class UssdChannel(Service):
         base = session or Session(key, inbound.short_code, sessions.OPEN, None, now, now, now, None, None, 0)
         after = sessions.closed(base, state, now, inbound.id, shown=True)
         timeout = self._timeout(key.carrier)
-        await self._save(after, self._screen(after, text, True, now, now + timeout, inbound.id))
+        await self._save(after, self._screen(after, text, True, now, now + timeout, inbound.id, mark))
 
     # -- timeouts -----------------------------------------------------------------------------
 
     async def reap(self) -> int:
-        """Release every dialogue past its timeout, telling the network; returns how many."""
+        """Release every dialogue past its timeout, telling the network while it may still hold the
+        dialogue; returns how many were closed."""
         now = self._clock.seconds()
         try:
             due = await self._store.read(sessions.op_expired, now, REAP_BATCH)
@@ -290,24 +301,53 @@ class UssdChannel(Service):
             log.error("ussd_reap_failed", error=str(exc))
             return 0
         released = 0
+        grace = self.release_grace_s
         for stale in due:
             async with self._locks(stale.key):
                 current = await self._session(stale.key)
                 if current is None or not current.expired(now):
                     continue  # answered (or ended) since the query
-                text = await self._release_text(current.key.msisdn, current.app_state)
-                after = sessions.closed(current, sessions.TIMED_OUT, now, shown=True)
+                key = current.key
+                # The release screen is worth sending only while the network may still hold the
+                # dialogue: up to `grace` past our timeout, on a bind that was already up when the
+                # dialogue timed out. Otherwise (the gateway was down then, or the bind) the network
+                # ends it on its own: a release sent on a new bind would come late, to a handset
+                # that may be doing something else by then.
+                deadline = current.expires_at + grace
+                since = self._bound_since(key.carrier)
+                shown = now < deadline and since is not None and since <= current.expires_at
                 try:
-                    await self._save(after, self._screen(after, text, True, now, now + RELEASE_VALIDITY_S, None,
-                                                         MT_KIND_RELEASE))
+                    screen = None
+                    if shown:
+                        text = await self._release_text(key.msisdn, current.app_state)
+                        mark = await self._mark_of(current)
+                        screen = self._screen(current, text, True, now, deadline, None, mark, MT_KIND_RELEASE)
+                    await self._save(sessions.closed(current, sessions.TIMED_OUT, now, shown=shown), screen)
                 except StoreUnavailable as exc:
                     log.error("ussd_release_not_stored", error=str(exc))
                     return released
                 released += 1
                 self.counters[sessions.TIMED_OUT] += 1
-                log.info("ussd_timed_out", carrier=current.key.carrier, msisdn=mask_msisdn(current.key.msisdn),
-                         idle_s=round(now - current.updated_at, 1), screens=current.screens)
+                if not shown:
+                    self.counters["released_silently"] += 1
+                log.info("ussd_timed_out", carrier=key.carrier, msisdn=mask_msisdn(key.msisdn),
+                         idle_s=round(now - current.updated_at, 1), screens=current.screens, network_told=shown)
         return released
+
+    @property
+    def release_grace_s(self) -> float:
+        """How long past a dialogue's timeout its release screen may still go out: the reaper's
+        interval (it may find the dialogue that late) and RELEASE_SEND_S to send the screen."""
+        return self.reap_interval_s + RELEASE_SEND_S
+
+    async def _mark_of(self, session: Session) -> str:
+        """What the release must echo: the mark of the dialogue's last input (its reference alone
+        when that input is gone)."""
+        if session.last_inbound_id is not None:
+            mark = await self._store.read(sessions.op_input_mark, session.last_inbound_id)
+            if mark and session_ref_of(mark) == session.key.session_ref:
+                return mark
+        return session.key.session_ref
 
     # -- plumbing -----------------------------------------------------------------------------
 
@@ -334,11 +374,11 @@ class UssdChannel(Service):
         return text if ussd_screen.fits(text) else APOLOGY
 
     def _screen(self, session: Session, text: str, end: bool, now: float, expires_at: float,
-                inbound_id: int | None, kind: str = MT_KIND_SCREEN) -> NewMt:
+                inbound_id: int | None, mark: str, kind: str = MT_KIND_SCREEN) -> NewMt:
         key = session.key
         return NewMt(
             carrier=key.carrier, msisdn=key.msisdn, short_code=session.service_code, text=text, created_at=now,
-            expires_at=expires_at, channel=Channel.USSD.value, session_id=key.session_ref, end_session=end,
+            expires_at=expires_at, channel=Channel.USSD.value, session_id=mark, end_session=end,
             inbound_id=inbound_id, kind=kind,
         )
 

@@ -114,6 +114,12 @@ def op_expired(conn: sqlite3.Connection, now: float, limit: int) -> list[Session
     return [_session(r) for r in rows]
 
 
+def op_input_mark(conn: sqlite3.Connection, inbound_id: int) -> str | None:
+    """The stored session_id (DialogueMark) of one handset input, or None if it is gone."""
+    row = conn.execute("SELECT session_id FROM inbound WHERE id = ?", (inbound_id,)).fetchone()
+    return row[0] if row else None
+
+
 def op_count_open(conn: sqlite3.Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM ussd_session WHERE state = 'open'").fetchone()[0]
 
