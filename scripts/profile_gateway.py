@@ -9,11 +9,13 @@ The same processes as scripts/bench.py (simulators in their own process, `smsgw 
 runs of `--count` MOs:
   1. unobserved: the gateway process's CPU time (user + system, all threads, from /proc) over
      the run, divided by the MOs answered, is `cpu_us_per_mo_mt` (their receipts included);
-  2. under py-spy (a sampling profiler outside the process, `pip install py-spy`, needs ptrace
+  2. under py-spy (a sampling profiler outside the process, `pip install -e '.[profile]'`, needs ptrace
      rights: root or CAP_SYS_PTRACE): the samples of the gateway's threads.  `top_self` is the
      share of the main thread's busy samples spent in each function itself, `top_inclusive` in
-     it or what it calls; `threads` how the busy samples split between the reactor thread and the
-     store's thread.  Idle time (waiting in epoll) is not sampled.
+     it or what it calls; `thread_busy` how much of a core each thread (the reactor's, the
+     store's) kept busy while the MOs flowed.  On the standard loop the wait in epoll shows apart ("select"); on uvloop
+     (the default where installed) the loop is C code py-spy cannot look into, so its own work and
+     its wait in epoll both show as AsyncioSelectorReactor.run.
 One JSON line.  `--out DIR` also keeps py-spy's raw stacks (raw.txt: collapsed stacks, for
 flamegraph.pl or speedscope).
 """
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cpu_only:
             pass
         elif spy is None:
-            figures["profile"] = "py-spy is not installed (pip install py-spy): CPU figure only"
+            figures["profile"] = "py-spy is not installed (pip install -e '.[profile]'): CPU figure only"
         elif not raw.exists():
             figures["profile"] = f"py-spy wrote nothing: {(tmp / 'py-spy.log').read_text(errors='replace')[-500:]}"
         else:
