@@ -4,10 +4,15 @@ Every MO is still stored and acknowledged (a carrier must never redeliver becaus
 this module only decides whether it gets an answer:
 - a person over the per-MSISDN limit gets ONE polite reply, then silence until the window
   clears (answering each extra message would be the flood amplifying itself);
-- an auto-responder ping-ponging with us (the same text again and again, or an answer within
-  a couple of seconds of each of our replies, several times running) is cut off without a
-  reply, since any reply feeds the loop;
+- an auto-responder ping-ponging with us is muted for a cooldown, without a reply, since any
+  reply feeds the loop.  A loop is the same (or nearly the same) text coming back after each of
+  our replies, `loop_repeats` times, or our own reply echoed back (an echo is never answered;
+  `loop_echoes` of them mute).  Speed alone is not a loop: a person sending distinct commands
+  quickly is answered, and a burst of the same text before any reply (a handset resending) is
+  not a loop either;
 - alphanumeric senders (which cannot receive a reply) and foreign numbers follow config.
+What a number that is not answered asks to move money or a booking is still carried out (the
+gateway asks the handler, see `Gateway._carry_out`); only the reply is withheld.
 State is in memory on purpose: it protects the carriers' and the citizens' airtime, not a
 ledger, and a restart forgiving everyone is the right failure mode.
 """
@@ -15,6 +20,7 @@ ledger, and a restart forgiving everyone is the right failure mode.
 from __future__ import annotations
 
 import enum
+import re
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -26,17 +32,19 @@ log = get_logger(__name__)
 
 class Verdict(str, enum.Enum):
     ANSWER = "answer"
-    POLITE_LIMIT = "polite_limit"  # answer with the rate-limit notice instead
-    SILENT = "silent"  # store, answer nothing
+    POLITE_LIMIT = "polite_limit"  # over the limit: answer with the rate-limit notice instead
+    SILENT = "silent"  # over the limit, notice already given: store, answer nothing
+    MUTED = "muted"  # a loop (or within its cooldown): store, answer nothing
+    IGNORED = "ignored"  # a sender kind config says not to serve (alphanumeric, foreign)
 
 
 @dataclass(frozen=True)
 class AbuseConfig:
     max_messages: int = 30  # per MSISDN within window_s
     window_s: float = 600.0
-    loop_repeats: int = 5  # identical texts within loop_window_s, or quick answers in a row
+    loop_repeats: int = 5  # the same text this many times within loop_window_s, each after a reply
+    loop_echoes: int = 2  # our own replies echoed back within loop_window_s
     loop_window_s: float = 120.0
-    loop_quick_answer_s: float = 2.0
     loop_cooldown_s: float = 3600.0
     alphanumeric_senders: str = "ignore"  # ignore | process
     foreign_senders: str = "process"  # process | ignore
@@ -44,13 +52,32 @@ class AbuseConfig:
     max_tracked: int = 50_000  # senders remembered at once; a spoofed-sender flood costs no more
 
 
-@dataclass
+#: Texts at least this long are compared with their digits masked (an auto-responder's counter or
+#: clock changes, its words do not); shorter ones (commands: `1234AB 30` vs `1234AB 60`) exactly.
+_LONG_TEXT = 20
+#: How much of our last reply is kept to recognise an echo of it (bounded memory per sender).
+_ECHO_PREFIX = 40
+_DIGITS = re.compile(r"\d+")
+_EDGE_PUNCTUATION = ".,!?;:'\"()[]-_*#"
+
+
+def loop_key(text: str) -> str:
+    """The form two texts share when they are "nearly the same": case, spacing and surrounding
+    punctuation ignored, and for long texts the numbers too."""
+    key = " ".join(text.split()).casefold().strip(_EDGE_PUNCTUATION)
+    return _DIGITS.sub("#", key) if len(key) >= _LONG_TEXT else key
+
+
+@dataclass(slots=True)
 class _Sender:
     times: deque[float] = field(default_factory=deque)
-    texts: deque[tuple[float, str]] = field(default_factory=deque)
+    #: (received at, loop key, came back: we had replied since the previous copy of that key)
+    texts: deque[tuple[float, str, bool]] = field(default_factory=deque)
+    #: When our replies came back (rare: a tuple, not a deque, so most senders cost nothing here).
+    echoes: tuple[float, ...] = ()
     told_limit: bool = False
-    quick_answers: int = 0
     last_reply_at: float | None = None
+    last_reply_key: str | None = None  # the start of our last reply's loop key, if long enough
     muted_until: float = 0.0
 
 
@@ -60,7 +87,7 @@ class AbuseGuard:
     def __init__(self, config: AbuseConfig) -> None:
         self.config = config
         self._senders: dict[str, _Sender] = {}
-        self.counters: dict[str, int] = {"limited": 0, "loops": 0, "ignored_senders": 0}
+        self.counters: dict[str, int] = {"limited": 0, "loops": 0, "echoes": 0, "ignored_senders": 0}
 
     def check(self, inbound: Inbound, now: float) -> Verdict:
         cfg = self.config
@@ -68,10 +95,10 @@ class AbuseGuard:
         if not msisdn.isdigit():
             if cfg.alphanumeric_senders == "ignore":
                 self.counters["ignored_senders"] += 1
-                return Verdict.SILENT
+                return Verdict.IGNORED
         elif not msisdn.startswith(cfg.home_country_code) and cfg.foreign_senders == "ignore":
             self.counters["ignored_senders"] += 1
-            return Verdict.SILENT
+            return Verdict.IGNORED
         if inbound.channel is Channel.USSD:
             return Verdict.ANSWER  # a dialogue's screens are answers the network asked for
         sender = self._senders.get(msisdn)
@@ -82,12 +109,15 @@ class AbuseGuard:
                 del self._senders[next(iter(self._senders))]
             sender = self._senders[msisdn] = _Sender()
         if now < sender.muted_until:
-            return Verdict.SILENT
-        if self._looping(sender, inbound.text, now):
-            sender.muted_until = now + cfg.loop_cooldown_s
-            self.counters["loops"] += 1
-            log.warning("auto_reply_loop_cut", msisdn=mask_msisdn(msisdn), cooldown_s=cfg.loop_cooldown_s)
-            return Verdict.SILENT
+            return Verdict.MUTED
+        key = loop_key(inbound.text)
+        if self._echo(sender, key, now):
+            self.counters["echoes"] += 1
+            if len(sender.echoes) >= cfg.loop_echoes:
+                return self._mute(sender, msisdn, now, "echo")
+            return Verdict.MUTED  # our own words back: answering them would start the loop
+        if self._repeating(sender, key, now):
+            return self._mute(sender, msisdn, now, "repeat")
         times = sender.times
         cutoff = now - cfg.window_s
         while times and times[0] <= cutoff:
@@ -103,26 +133,53 @@ class AbuseGuard:
         log.info("msisdn_rate_limited", msisdn=mask_msisdn(msisdn), limit=cfg.max_messages, window_s=cfg.window_s)
         return Verdict.POLITE_LIMIT
 
-    def _looping(self, sender: _Sender, text: str, now: float) -> bool:
+    def _mute(self, sender: _Sender, msisdn: str, now: float, cause: str) -> Verdict:
         cfg = self.config
-        if sender.last_reply_at is not None and now - sender.last_reply_at <= cfg.loop_quick_answer_s:
-            sender.quick_answers += 1
-        else:
-            sender.quick_answers = 0
-        # Cheap on purpose (this runs for every MO): an auto-responder repeats itself exactly.
-        key = " ".join(text.split()).casefold()
+        sender.muted_until = now + cfg.loop_cooldown_s
+        self.counters["loops"] += 1
+        log.warning("auto_reply_loop_cut", msisdn=mask_msisdn(msisdn), cause=cause, cooldown_s=cfg.loop_cooldown_s)
+        return Verdict.MUTED
+
+    def _echo(self, sender: _Sender, key: str, now: float) -> bool:
+        """Is this text our last reply coming back (whole, quoted, or cut short)?"""
+        reply = sender.last_reply_key
+        if reply is None or len(key) < _LONG_TEXT:
+            return False
+        if reply in key or reply.startswith(key[:_ECHO_PREFIX]):
+            cutoff = now - self.config.loop_window_s
+            sender.echoes = tuple(t for t in sender.echoes if t > cutoff) + (now,)
+            return True
+        return False
+
+    def _repeating(self, sender: _Sender, key: str, now: float) -> bool:
+        """The same text coming back after our replies, loop_repeats times within the window."""
+        cfg = self.config
         texts = sender.texts
         cutoff = now - cfg.loop_window_s
         while texts and texts[0][0] <= cutoff:
             texts.popleft()
-        texts.append((now, key))
-        repeats = sum(1 for _, t in texts if t == key)
-        return repeats >= cfg.loop_repeats or sender.quick_answers >= cfg.loop_repeats
+        previous = next((at for at, k, _ in reversed(texts) if k == key), None)
+        came_back = (previous is not None and sender.last_reply_at is not None
+                     and sender.last_reply_at >= previous)
+        texts.append((now, key, came_back))
+        # A copy that did not come back restarts the count: a resend burst is not a loop.
+        returns = 0
+        for _, k, back in reversed(texts):
+            if k != key:
+                continue
+            if not back:
+                break
+            returns += 1
+        return returns + 1 >= cfg.loop_repeats
 
-    def replied(self, msisdn: str, now: float) -> None:
+    def replied(self, msisdn: str, now: float, texts: tuple[str, ...] | list[str] = ()) -> None:
+        """An answer to `msisdn` was queued (`texts`: what it says, to recognise an echo of it)."""
         sender = self._senders.get(msisdn)
         if sender is not None:
             sender.last_reply_at = now
+            if texts:
+                key = loop_key(texts[-1])
+                sender.last_reply_key = key[:_ECHO_PREFIX] if len(key) >= _LONG_TEXT else None
 
     def forget_idle(self, now: float) -> int:
         """Drop senders with nothing left in any window (bounded memory on a long run)."""
@@ -131,6 +188,7 @@ class AbuseGuard:
             m for m, s in self._senders.items()
             if now >= s.muted_until and (not s.times or s.times[-1] <= now - horizon)
             and (not s.texts or s.texts[-1][0] <= now - horizon)
+            and (s.last_reply_at is None or s.last_reply_at <= now - horizon)
         ]
         for msisdn in idle:
             del self._senders[msisdn]

@@ -421,7 +421,7 @@ def _abuse(t: _Table) -> AbuseConfig:
         window_s=t.number("window_s", d.window_s, lo=1.0, hi=86400.0),
         loop_repeats=t.integer("loop_repeats", d.loop_repeats, 2, 1000),
         loop_window_s=t.number("loop_window_s", d.loop_window_s, lo=1.0, hi=86400.0),
-        loop_quick_answer_s=t.number("loop_quick_answer_s", d.loop_quick_answer_s, lo=0.0, hi=60.0),
+        loop_echoes=t.integer("loop_echoes", d.loop_echoes, 1, 1000),
         loop_cooldown_s=t.number("loop_cooldown_s", d.loop_cooldown_s, lo=1.0, hi=7 * 86400.0),
         alphanumeric_senders=t.choice("alphanumeric_senders", d.alphanumeric_senders, ("ignore", "process")),
         foreign_senders=t.choice("foreign_senders", d.foreign_senders, ("process", "ignore")),

@@ -62,6 +62,14 @@ APOLOGY = {
 
 ReplyHook = Callable[[str, Inbound], None]
 
+#: How the store records an MO the abuse guard kept from its normal answer (status page, API).
+_DISPOSITION = {
+    Verdict.MUTED: "muted",
+    Verdict.POLITE_LIMIT: "limited",
+    Verdict.SILENT: "limited",
+    Verdict.IGNORED: "ignored",
+}
+
 
 class Gateway(MultiService):
     """Owns the store, one connector and one sender per carrier, the router and handlers."""
@@ -101,7 +109,8 @@ class Gateway(MultiService):
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: LoopingCall | None = None
-        self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0}
+        self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0,
+                                         "carried_out_unanswered": 0}
         self.carrier_counters: Counter[tuple[str, str]] = Counter()
         self.abuse = AbuseGuard(config.abuse)
         self.admin: AdminService | None = None  # the admin HTTP API, when enabled in config
@@ -409,22 +418,17 @@ class Gateway(MultiService):
             return
         verdict = self.abuse.check(inbound, self.clock.seconds())
         replies: list[Reply] = []
-        if verdict is Verdict.POLITE_LIMIT:
-            replies = [inbound.reply(RATE_LIMITED[detect_lang(inbound.text)])]
-        elif verdict is Verdict.ANSWER:
-            try:
-                handler, request = self.router.route(inbound)
-                result = handler.handle(request)
-                if inspect.isawaitable(result):
-                    result = await result
-                replies = list(result or [])
-            except Exception:
-                log.exception("handler_failed", carrier=inbound.carrier, inbound_id=inbound.id)
-                replies = [inbound.reply(APOLOGY[detect_lang(inbound.text)])]
+        if verdict is Verdict.ANSWER:
+            replies = await self._handle(inbound)
+        else:
+            if verdict is Verdict.POLITE_LIMIT:
+                replies = [inbound.reply(RATE_LIMITED[detect_lang(inbound.text)])]
+            if verdict is not Verdict.IGNORED:
+                await self._carry_out(inbound, verdict)
         now = self.clock.seconds()
         drafts = [self._draft(reply, inbound.id, now) for reply in replies]
         try:
-            outbounds = await self.store.complete_mo(inbound.id, drafts)
+            outbounds = await self.store.complete_mo(inbound.id, drafts, disposition=_DISPOSITION.get(verdict))
         except StoreUnavailable as exc:
             # The MO stays 'received' in the store and is processed again at the next start.
             log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))
@@ -432,9 +436,42 @@ class Gateway(MultiService):
         self.counters["processed"] += 1
         self.metrics.mo_processing.labels(inbound.carrier).observe(max(0.0, now - inbound.received_at))
         if outbounds:
-            self.abuse.replied(inbound.msisdn, now)
+            self.abuse.replied(inbound.msisdn, now, [o.text for o in outbounds])
         for outbound in outbounds:
             self.queue.enqueue(outbound)
+
+    async def _handle(self, inbound: Inbound) -> list[Reply]:
+        """Route and run the handler; a failing handler gets the person an apology."""
+        assert self.router is not None
+        try:
+            handler, request = self.router.route(inbound)
+            result = handler.handle(request)
+            if inspect.isawaitable(result):
+                result = await result
+            return list(result or [])
+        except Exception:
+            log.exception("handler_failed", carrier=inbound.carrier, inbound_id=inbound.id)
+            return [inbound.reply(APOLOGY[detect_lang(inbound.text)])]
+
+    async def _carry_out(self, inbound: Inbound, verdict: Verdict) -> None:
+        """A number we do not answer (muted, over its limit) still gets done what moves money or a
+        booking: the handler says which requests those are (`must_carry_out`); its reply is dropped.
+        A handler's state changes are idempotent per inbound id, so a redo after a crash is safe."""
+        assert self.router is not None
+        try:
+            handler, request = self.router.route(inbound)
+            must = getattr(handler, "must_carry_out", None)
+            if must is None or not must(request):
+                return
+            result = handler.handle(request)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("handler_failed", carrier=inbound.carrier, inbound_id=inbound.id)
+            return
+        self.counters["carried_out_unanswered"] += 1
+        log.info("mo_carried_out_unanswered", carrier=inbound.carrier, msisdn=mask_msisdn(inbound.msisdn),
+                 inbound_id=inbound.id, verdict=verdict.value)
 
     # -- USSD (smsgw/ussd/channel.py: variants, sessions, timeouts; the screen commits with the
     # -- session step there, so here the MO is only marked processed) --------------------------

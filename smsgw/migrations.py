@@ -163,6 +163,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             FROM inbound WHERE carrier_msg_id IS NOT NULL""",
         "DROP INDEX inbound_dedupe",
     ),
+    # 3: what became of an MO the abuse guard kept from its normal answer (muted, limited,
+    # ignored); NULL for an MO answered normally.  The status page shows it instead of "processed".
+    ("ALTER TABLE inbound ADD COLUMN disposition TEXT",),
 )
 
 LATEST: Final[int] = len(MIGRATIONS)

@@ -760,23 +760,30 @@ class Store:
         received_at = max(r[2] for r in rows)
         return self._insert_assembled(conn, key, rows[0][1], text, received_at, len(rows), partial=True)
 
-    async def complete_mo(self, inbound_id: int, replies: Sequence[NewMt]) -> list[Outbound]:
+    async def complete_mo(
+        self, inbound_id: int, replies: Sequence[NewMt], *, disposition: str | None = None
+    ) -> list[Outbound]:
         """Mark the MO processed and queue its replies, in one transaction.
 
+        `disposition`: why it was not answered normally ("muted", "limited", "ignored"), shown by
+        `history` in place of "processed"; None for an MO answered normally.
         Idempotent: for an MO already processed nothing is inserted and [] is returned.  Replies
         without an inbound_id are linked to this MO.  Raises LookupError for an unknown id.
         """
         for mt in replies:
             Channel(mt.channel)
         return await self._write(
-            functools.partial(self._op_complete_mo, inbound_id=inbound_id, replies=tuple(replies), at=self._clock())
+            functools.partial(self._op_complete_mo, inbound_id=inbound_id, replies=tuple(replies), at=self._clock(),
+                              disposition=disposition)
         )
 
     def _op_complete_mo(
-        self, conn: sqlite3.Connection, inbound_id: int, replies: tuple[NewMt, ...], at: float
+        self, conn: sqlite3.Connection, inbound_id: int, replies: tuple[NewMt, ...], at: float,
+        disposition: str | None = None,
     ) -> list[Outbound]:
         cur = conn.execute(
-            "UPDATE inbound SET processed_at = ? WHERE id = ? AND processed_at IS NULL", (at, inbound_id)
+            "UPDATE inbound SET processed_at = ?, disposition = ? WHERE id = ? AND processed_at IS NULL",
+            (at, disposition, inbound_id),
         )
         if cur.rowcount == 0:
             if conn.execute("SELECT 1 FROM inbound WHERE id = ?", (inbound_id,)).fetchone() is None:
@@ -1175,7 +1182,7 @@ class Store:
         items: list[dict[str, Any]] = []
         for r in conn.execute(
             "SELECT id, carrier, msisdn, short_code, text, channel, session_event, received_at,"
-            f" processed_at, partial, parts FROM inbound{mo_where} ORDER BY received_at DESC LIMIT ?",
+            f" processed_at, partial, parts, disposition FROM inbound{mo_where} ORDER BY received_at DESC LIMIT ?",
             (*mo_params, limit),
         ):
             items.append(
@@ -1189,7 +1196,8 @@ class Store:
                     "channel": r[5],
                     "session_event": r[6],
                     "at": r[7],
-                    "state": "processed" if r[8] is not None else "received",
+                    # muted / limited / ignored: stored and acknowledged, not answered as asked.
+                    "state": (r[11] or "processed") if r[8] is not None else "received",
                     "processed_at": r[8],
                     "partial": bool(r[9]),
                     "parts": r[10],

@@ -16,13 +16,13 @@ from carriers.faults import FaultPlan
 from carriers.profiles import OMANTEL
 from carriers.smsc import Smsc
 from tests.sim_helpers import PASSWORD, SYSTEM_ID
-from tests.stack import CARRIERS, eventually, on_loop, start_stack
+from tests.stack import CARRIERS, Stack, eventually, on_loop, start_stack
 
 HELP_CODE = "90091"
 A, B, C, D, E = (f"9689100000{i}" for i in range(1, 6))
 
 
-def _ids_of(stack, carrier: str) -> list[str]:  # type: ignore[no-untyped-def]
+def _ids_of(stack: Stack, carrier: str) -> list[str]:
     return [mo.mo_id for mo in stack.smsc(carrier).mos]
 
 

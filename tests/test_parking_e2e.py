@@ -97,15 +97,17 @@ async def test_book_extend_and_cancel_across_carriers(tmp_path: Path) -> None:
         booked = await one(stack, "omantel", DRIVER, "1234AB 60")
         assert booked.text == "Ticket 0000018: 1234AB parked in Muscat until 11:00. Charged 200 baisa."
         assert booked.data_coding == 0
+        # Not the stay's holder: told what it paid for, not when the stay ends.
         extended = await one(stack, "ooredoo", SPOUSE, "حجز ١٢٣٤ أ ب ٣٠")
-        assert extended.text == "تذكرة 0000018: تمديد 1234AB حتى 11:30 (+30 د). المبلغ 100 بيسة."
+        assert extended.text == "تذكرة 0000018: دفعت 30 دقيقة إضافية للوحة 1234AB. المبلغ 100 بيسة."
         assert extended.data_coding == 8
         assert (await one(stack, "friendi", FRIENDI_USER, "MY")).text.startswith("You have no active parking.")
         assert (await one(stack, "omantel", DRIVER, "MY")).text == "Your parking: 1234AB until 11:30 (Muscat)"
         assert (await one(stack, "omantel", DRIVER, "مواقفي")).text == "مواقفك: 1234AB حتى 11:30 (مسقط)"
         clock.advance(25 * 60)  # 10:25: 1 of 3 units used; the newest charges are given back first
         stopped = await one(stack, "omantel", DRIVER, "STOP")
-        assert stopped.text == "Ticket 0000018: 1234AB stopped at 10:25. Credit 200 baisa."
+        assert stopped.text == ("Ticket 0000018: 1234AB stopped at 10:25. "
+                                "Credit 100 baisa to you, 100 baisa to the other payer.")
         assert await ledger(stack) == [
             ("charge", "omantel", DRIVER, 200), ("charge", "ooredoo", SPOUSE, 100),
             ("credit", "ooredoo", SPOUSE, 100), ("credit", "omantel", DRIVER, 100),

@@ -66,6 +66,7 @@ async def test_same_message_again_extends(tmp_path: Path) -> None:
     again = await send(h, "1234AB 30")
     assert TICKET.search(first).group() == TICKET.search(again).group()  # type: ignore[union-attr]
     assert again.endswith("1234AB extended to 11:00 (+30 min). Charged 100 baisa.")
+    h.clock.advance(5 * MINUTE)  # the same booking within the repeat window would be one request
     ar = await send(h, "١٢٣٤ أ ب ٣٠")
     assert "تمديد 1234AB حتى 11:30" in ar and "100 بيسة" in ar
     await h.close()
@@ -273,6 +274,8 @@ def test_factory_reads_parking_toml_next_to_the_gateway_config(tmp_path: Path) -
 WORST_CASES = [
     # The longest replies the wording can produce: tickets, two-letter plates, zone names, dates.
     ("1234AB 300 CBD", Lang.EN), ("حجز 12345YY 300 روي", Lang.AR),
+    # The third booking passes the stay's ceiling: the longest refusal, with the day of the end.
+    ("EXT 12345YY 300 CBD", Lang.EN), ("تمديد 12345YY 300 روي", Lang.AR),
 ]
 
 
@@ -286,4 +289,112 @@ async def test_longest_replies_fit(tmp_path: Path, text: str, lang: Lang) -> Non
     reply = await send(h, text)
     assert fits(reply), reply
     assert detect_lang(reply) is lang
+    h.clock.advance(at("2026-11-25", "20:56") - h.clock.seconds())
+    for _ in range(2):
+        reply = await send(h, text)
+        assert fits(reply), reply
+    await h.close()
+
+
+# -- repeats, other payers, the ceiling, shared credits: each reply in both languages -------------------
+
+
+@on_loop
+async def test_the_same_booking_again_says_no_new_charge(tmp_path: Path) -> None:
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    first = await send(h, "7777AB 30")
+    assert await send(h, "7777AB 30") == first + " Same request again: no new charge."
+    first_ar = await send(h, "حجز 5555 ب 30", SPOUSE)
+    assert await send(h, "حجز 5555 ب 30", SPOUSE) == first_ar + " طلب مكرر: لا رسوم جديدة."
+    assert [r["amount_baisa"] for r in await h.service.ledger()] == [100, 100]
+    await h.close()
+
+
+@on_loop
+async def test_another_payer_is_told_what_it_paid_for_not_when_the_stay_ends(tmp_path: Path) -> None:
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    await send(h, "1234AB 60")
+    assert await send(h, "1234AB 30", SPOUSE) == "Ticket 0000018: 30 min more paid for 1234AB. Charged 100 baisa."
+    assert await send(h, "حجز 1234AB 60", SPOUSE) == "تذكرة 0000018: دفعت 60 دقيقة إضافية للوحة 1234AB. المبلغ 200 بيسة."
+    # The holder is still told the end.
+    assert (await send(h, "EXT 1234AB 150")).startswith("Ticket 0000018: 1234AB extended to 15:00 (+150 min).")
+    h.clock.advance(at(SUNDAY, "13:40") - h.clock.seconds())
+    assert await send(h, "1234AB 30", SPOUSE) == "Ticket 0000018: 30 min more for 1234AB. No charge: free time."
+    h.clock.advance(3 * MINUTE)  # not a repeat of the same booking
+    assert await send(h, "حجز 1234AB 30", SPOUSE) == "تذكرة 0000018: 30 دقيقة إضافية للوحة 1234AB. بدون رسوم."
+    await h.close()
+
+
+@on_loop
+async def test_a_stay_past_the_zone_maximum_is_refused_clearly(tmp_path: Path) -> None:
+    h = await open_harness(tmp_path, at(SUNDAY, "08:00"))
+    await send(h, "1234AB 300")
+    await send(h, "EXT 1234AB 300")  # until 18:00, 600 of 720 min
+    assert await send(h, "EXT 1234AB 300") == (
+        "Sorry, a stay in Muscat lasts at most 720 min: 1234AB is paid until 18:00, so at most 120 min more.")
+    assert await send(h, "تمديد 1234AB 300") == (
+        "عذرا، أقصى مدة للوقوف في مسقط هي 720 دقيقة: 1234AB مدفوع حتى 18:00، يمكن إضافة 120 دقيقة على الأكثر.")
+    assert await send(h, "1234AB 300", SPOUSE) == (
+        "Sorry, 300 min more for 1234AB would pass the 720 min a stay in Muscat may last.")
+    assert await send(h, "حجز 1234AB 300", SPOUSE) == (
+        "عذرا، إضافة 300 دقيقة للوحة 1234AB تتجاوز أقصى مدة للوقوف في مسقط (720 دقيقة).")
+    await send(h, "EXT 1234AB 120")
+    assert await send(h, "EXT 30") == (
+        "Sorry, a stay in Muscat lasts at most 720 min: 1234AB is paid until 20:00, no more can be added.")
+    assert await send(h, "تمديد 30") == (
+        "عذرا، أقصى مدة للوقوف في مسقط هي 720 دقيقة: 1234AB مدفوع حتى 20:00، لا يمكن إضافة المزيد.")
+    await h.close()
+
+
+@on_loop
+async def test_a_stop_tells_each_its_own_credit(tmp_path: Path) -> None:
+    """Two payers: the reply to the one who stops names its own credit and the other payer's,
+    exactly as the ledger split them."""
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    await send(h, "1234AB 90")  # 300
+    await send(h, "1234AB 30", SPOUSE)  # +100, the newest charge: given back first
+    h.clock.advance(20 * MINUTE)  # 3 of 4 units unused: 100 to the spouse, 200 to the driver
+    assert await send(h, "STOP") == (
+        "Ticket 0000018: 1234AB stopped at 10:20. Credit 200 baisa to you, 100 baisa to the other payer.")
+    await send(h, "5555B 30")
+    await send(h, "5555B 60", SPOUSE)
+    h.clock.advance(10 * MINUTE)  # the driver's unit is used: all that comes back is the spouse's
+    assert await send(h, "إلغاء") == (
+        "تذكرة 0000026: أُنهي وقوف 5555B الساعة 10:30. لا يعاد لك شيء، ويعاد 200 بيسة لمن دفع معك.")
+    await send(h, "4444D 30")
+    await send(h, "4444D 60", SPOUSE)
+    h.clock.advance(10 * MINUTE)
+    assert await send(h, "STOP") == (
+        "Ticket 0000034: 4444D stopped at 10:40. No credit to you: 200 baisa back to the other payer.")
+    await send(h, "3333H 90")
+    await send(h, "3333H 30", SPOUSE)
+    h.clock.advance(10 * MINUTE)
+    assert await send(h, "إلغاء") == (
+        "تذكرة 0000042: أُنهي وقوف 3333H الساعة 10:50. يعاد لك 200 بيسة و100 بيسة لمن دفع معك.")
+    await h.close()
+
+
+@pytest.mark.parametrize(("text", "carried_out"), [
+    ("CANCEL", True), ("STOP 1234AB", True), ("إلغاء", True), ("Y", True), ("نعم", True), ("YES", True),
+    ("EXT", True), ("EXT 30", True), ("تمديد 1234AB 30", True), ("30", True),
+    ("1234AB 30", False), ("MY", False), ("HELP", False), ("CHECK 1234AB", False), ("hello", False),
+])
+@on_loop
+async def test_what_is_carried_out_for_a_number_not_answered(tmp_path: Path, text: str, carried_out: bool) -> None:
+    """Stopping, extending and Y move money or a booking: carried out even for a muted number."""
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    handler, request = h.router.route(await h.mo(text))
+    assert getattr(handler, "must_carry_out", lambda _: False)(request) is carried_out
+    await h.close()
+
+
+@on_loop
+async def test_a_reading_to_confirm_past_the_ceiling_is_refused_not_asked(tmp_path: Path) -> None:
+    """The question is never asked for a booking its Y could not make (the stay's ceiling)."""
+    h = await open_harness(tmp_path, at(SUNDAY, "08:00"))
+    await send(h, "1234AB 300")
+    await send(h, "EXT 1234AB 300")  # until 18:00, 600 of 720 min
+    assert await send(h, "park 1234AB for 3") == (
+        "Sorry, 180 min more for 1234AB would pass the 720 min a stay in Muscat may last.")
+    assert (await send(h, "park 1234AB for 2")).startswith("Did you mean 1234AB 120")
     await h.close()

@@ -87,8 +87,8 @@ async def test_another_number_extends_the_same_plate_and_pays_for_it(tmp_path: P
     rows = await h.service.ledger()
     assert [(r["carrier"], r["msisdn"], r["amount_baisa"]) for r in rows] == [
         ("omantel", DRIVER, 100), ("ooredoo", SPOUSE, 200)]
-    # Both see it, both may act on it.
-    assert [s.plate for s in await h.service.my_sessions(SPOUSE)] == ["1234AB"]
+    # Only its holder lists it (and may stop it): paying into a stay gives no sight of it.
+    assert await h.service.my_sessions(SPOUSE) == []
     assert [s.plate for s in await h.service.my_sessions(DRIVER)] == ["1234AB"]
     await h.close()
 
@@ -187,8 +187,10 @@ async def test_cancel_credits_unused_whole_units(tmp_path: Path) -> None:
     await h.service.book(who(2, msisdn=SPOUSE, carrier="ooredoo"), "1234AB", 60)  # +200, ooredoo
     h.clock.advance(40 * MINUTE)  # 10:40: 2 units used, 2 unused
     out = await h.service.cancel(who(3))
-    assert out.status is Status.CANCELLED and out.amount_baisa == 200
+    # The 200 unused went back to the spouse's newer charge: nothing to the driver who stopped.
+    assert out.status is Status.CANCELLED and (out.amount_baisa, out.others_baisa, out.others) == (0, 200, 1)
     assert out.session and out.session.end_at == at(SUNDAY, "10:40") and out.session.state == "cancelled"
+    assert out.session.credited_baisa == 200
     rows = await h.service.ledger()
     credits = [(r["carrier"], r["msisdn"], r["amount_baisa"]) for r in rows if r["kind"] == "credit"]
     assert credits == [("ooredoo", SPOUSE, 200)]
@@ -203,8 +205,8 @@ async def test_cancel_credit_spans_payers(tmp_path: Path) -> None:
     await h.service.book(who(1), "1234AB", 90)  # 300
     await h.service.book(who(2, msisdn=SPOUSE, carrier="ooredoo"), "1234AB", 30)  # +100
     h.clock.advance(20 * MINUTE)  # 1 unit used, 3 unused: 100 back to ooredoo, 200 to omantel
-    out = await h.service.cancel(who(3, msisdn=SPOUSE, carrier="ooredoo"), "1234AB")
-    assert out.amount_baisa == 300
+    out = await h.service.cancel(who(3), "1234AB")
+    assert (out.amount_baisa, out.others_baisa, out.others) == (200, 100, 1)
     rows = [r for r in await h.service.ledger() if r["kind"] == "credit"]
     assert [(r["carrier"], r["amount_baisa"]) for r in rows] == [("ooredoo", 100), ("omantel", 200)]
     assert await money(h) == (400, 300)
@@ -230,6 +232,109 @@ async def test_cancel_needs_a_stay_of_yours(tmp_path: Path) -> None:
     assert (out.status, out.plate) == (Status.NOT_FOUND, "1234AB")
     await h.service.book(who(4), "55M", 30)
     assert (await h.service.cancel(who(5))).status is Status.WHICH
+    await h.close()
+
+
+@on_loop
+async def test_only_the_holder_may_stop_or_extend_unnamed_a_stay_others_paid_into(tmp_path: Path) -> None:
+    """Paying into a stay gives no rights over it: else 100 baisa would buy a stranger the stay's
+    end (MY) or the power to stop someone's parking."""
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    await h.service.book(who(1), "1234AB", 30)
+    await h.service.book(who(2, msisdn=SPOUSE, carrier="ooredoo"), "1234AB", 30)
+    assert (await h.service.cancel(who(3, msisdn=SPOUSE), "1234AB")).status is Status.NOT_FOUND
+    assert (await h.service.cancel(who(4, msisdn=SPOUSE))).status is Status.NOT_FOUND
+    assert (await h.service.extend(who(5, msisdn=SPOUSE))).status is Status.NOT_FOUND
+    # Naming the plate, anyone may still pay for more time.
+    assert (await h.service.extend(who(6, msisdn=SPOUSE), "1234AB", 30)).status is Status.EXTENDED
+    assert (await h.service.cancel(who(7))).status is Status.CANCELLED
+    await h.close()
+
+
+# -- one request, one charge ---------------------------------------------------------------------------
+
+
+@on_loop
+async def test_the_same_booking_again_soon_is_one_request(tmp_path: Path) -> None:
+    """A double tap: the same booking from the same number within the repeat window gets the first
+    outcome (marked repeated) and no charge; a deliberate extension still extends."""
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    first = await h.service.book(who(1), "7777AB", 30)
+    h.clock.advance(60)
+    again = await h.service.book(who(2), "7777AB", 30)
+    assert again.repeated and dataclasses.replace(again, repeated=False) == first
+    assert await money(h) == (100, 0)
+    assert (await h.service.extend(who(3), "7777AB", 30)).amount_baisa == 100  # EXT 7777AB 30
+    longer = await h.service.book(who(4), "7777AB", 60)  # another duration
+    assert longer.status is Status.EXTENDED and not longer.repeated and longer.amount_baisa == 200
+    assert (await h.service.extend(who(5))).amount_baisa == 100  # EXT, Y
+    assert await money(h) == (500, 0)
+    h.clock.advance(61)  # 121 s after the first: a new request, which extends
+    later = await h.service.book(who(6), "7777AB", 30)
+    assert later.status is Status.EXTENDED and not later.repeated
+    # Another number sending the same text is not a repeat of this one's.
+    other = await h.service.book(who(7, msisdn=SPOUSE), "7777AB", 30)
+    assert other.status is Status.EXTENDED and not other.repeated
+    await h.close()
+
+
+@on_loop
+async def test_a_burst_of_the_same_booking_charges_once(tmp_path: Path) -> None:
+    """Five identical MOs processed at once: one stay, one charge, five answers with its ticket;
+    each answer is also what that MO gets if it is processed again after a crash."""
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    outs = await asyncio.gather(*(h.service.book(who(i), "7777AB", 30) for i in range(1, 6)))
+    assert [o.repeated for o in outs].count(False) == 1
+    assert len({o.session.ticket for o in outs if o.session}) == 1
+    assert await money(h) == (100, 0)
+    assert await h.service.book(who(3), "7777AB", 30) == outs[2]
+    await h.close()
+
+
+@on_loop
+async def test_after_a_stop_the_same_booking_is_a_new_one(tmp_path: Path) -> None:
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    first = await h.service.book(who(1), "7777AB", 30)
+    await h.service.cancel(who(2))
+    second = await h.service.book(who(3), "7777AB", 30)
+    assert second.status is Status.BOOKED and not second.repeated
+    assert first.session and second.session and second.session.ticket != first.session.ticket
+    assert await money(h) == (200, 100)
+    await h.close()
+
+
+@on_loop
+async def test_the_repeat_window_can_be_turned_off(tmp_path: Path) -> None:
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"), dataclasses.replace(CONFIG, repeat_window_seconds=0))
+    await h.service.book(who(1), "7777AB", 30)
+    assert (await h.service.book(who(2), "7777AB", 30)).status is Status.EXTENDED
+    assert await money(h) == (200, 0)
+    await h.close()
+
+
+# -- a stay's ceiling ------------------------------------------------------------------------------------
+
+
+@on_loop
+async def test_a_stay_has_a_ceiling_per_zone(tmp_path: Path) -> None:
+    """However it is built (bookings, extensions, other payers), a stay lasts at most its zone's
+    max_stay_minutes; a request that would pass it is refused and charges nothing."""
+    h = await open_harness(tmp_path, at(SUNDAY, "08:00"))
+    assert CONFIG.zone("CBD").max_stay_minutes == 720
+    await h.service.book(who(1), "1234AB", 300, "CBD")  # until 13:00
+    await h.service.extend(who(2), "1234AB", 300)  # until 18:00
+    before = await money(h)
+    refused = await h.service.extend(who(3), "1234AB", 300)  # 23:00 would be 900 min
+    assert (refused.status, refused.problem, refused.limit, refused.zone) == (
+        Status.REFUSED, DurationProblem.STAY_LIMIT, 720, "CBD")
+    assert refused.session and refused.session.end_at == at(SUNDAY, "18:00")
+    other = await h.service.book(who(4, msisdn=SPOUSE), "1234AB", 300)
+    assert other.problem is DurationProblem.STAY_LIMIT
+    assert await money(h) == before
+    assert (await h.service.extend(who(5), "1234AB", 120)).status is Status.EXTENDED  # 20:00: exactly 720
+    assert (await h.service.extend(who(6))).problem is DurationProblem.STAY_LIMIT
+    [stay] = await h.service.my_sessions(DRIVER)
+    assert stay.end_at - stay.start_at == 720 * MINUTE
     await h.close()
 
 
@@ -275,10 +380,10 @@ async def test_duplicate_request_gets_the_same_ticket_and_one_charge(tmp_path: P
 async def test_concurrent_bookings_of_one_plate_end_as_one_session(tmp_path: Path) -> None:
     """Two (or five) bookings of the same plate at the same moment: one stay, extended, right total."""
     h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
-    outs = await asyncio.gather(h.service.book(who(1), "1234AB", 30), h.service.book(who(2), "1234AB", 30))
+    outs = await asyncio.gather(h.service.book(who(1), "1234AB", 30), h.service.book(who(2), "1234AB", 60))
     assert sorted(o.status.value for o in outs) == ["booked", "extended"]
     sessions = await h.service.my_sessions(DRIVER)
-    assert len(sessions) == 1 and sessions[0].end_at == at(SUNDAY, "11:00") and sessions[0].charged_baisa == 200
+    assert len(sessions) == 1 and sessions[0].end_at == at(SUNDAY, "11:30") and sessions[0].charged_baisa == 300
     many = await asyncio.gather(*(h.service.book(who(10 + i, msisdn=f"9689100000{i}"), "55M", 60)
                                   for i in range(5)))
     assert [o.status for o in many].count(Status.BOOKED) == 1

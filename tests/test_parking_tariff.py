@@ -178,6 +178,17 @@ def line_of(text: str, needle: str) -> int:
         ("max_minutes = 300\naliases = [\"روي\"]", "max_minutes = 310\naliases = [\"روي\"]", "zones.CBD.max_minutes",
          "multiple of unit_minutes"),
         ('name_en = "Muscat"', 'nmae_en = "Muscat"', "zones.MCT.nmae_en", 'did you mean "name_en"'),
+        ("max_stay_minutes = 720\nmax_minutes = 300\naliases = [\"مسقط\"]",
+         "max_stay_minutes = 210\nmax_minutes = 300\naliases = [\"مسقط\"]", "zones.MCT.max_stay_minutes",
+         "at least max_minutes (300)"),
+        ("max_stay_minutes = 720\nmax_minutes = 300\naliases = [\"روي\"]",
+         "max_stay_minutes = 725\nmax_minutes = 300\naliases = [\"روي\"]", "zones.CBD.max_stay_minutes",
+         "multiple of unit_minutes"),
+        ("max_stay_minutes = 720\nmax_minutes = 300\naliases = [\"روي\"]",
+         "max_stay_minutes = \"12h\"\nmax_minutes = 300\naliases = [\"روي\"]", "zones.CBD.max_stay_minutes",
+         "must be an integer"),
+        ("repeat_window_seconds = 120", "repeat_window_seconds = -1", "parking.repeat_window_seconds",
+         "between 0 and 3600"),
     ],
 )
 def test_config_errors_name_file_line_and_key(old: str, new: str, key: str, message: str) -> None:

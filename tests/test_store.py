@@ -430,6 +430,24 @@ async def test_expired_groups_and_accept_partial(tmp_path: Path) -> None:
 
 
 @on_loop
+async def test_an_mo_not_answered_as_asked_shows_why(tmp_path: Path) -> None:
+    """complete_mo records why an MO was not answered normally; history shows that state (muted,
+    limited, ignored) instead of "processed"."""
+    store = await Store.open(str(tmp_path / "gw.db"), clock=FakeClock())
+    try:
+        states = {}
+        for i, disposition in enumerate((None, "muted", "limited", "ignored")):
+            inbound, _ = await store.accept_mo(mo(i, msg_id=f"d{i}"))
+            await store.complete_mo(inbound.id, [], disposition=disposition)
+            states[inbound.id] = disposition or "processed"
+        unprocessed, _ = await store.accept_mo(mo(9, msg_id="d9"))
+        states[unprocessed.id] = "received"
+        assert {h["id"]: h["state"] for h in await store.history()} == states
+    finally:
+        await store.close()
+
+
+@on_loop
 async def test_complete_mo_is_idempotent(tmp_path: Path) -> None:
     """complete_mo queues the replies once; calling it again for the same MO adds nothing."""
     path = tmp_path / "gw.db"

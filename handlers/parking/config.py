@@ -31,6 +31,8 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = date.wee
 _WINDOW_RE = re.compile(r"(\d{2}):(\d{2})-(\d{2}):(\d{2})")
 _ZONE_CODE_RE = re.compile(r"[A-Z][A-Z0-9]{1,7}")
 _MSISDN_RE = re.compile(r"\d{8,15}")
+#: A zone's max_stay_minutes when its table names none (or its max_minutes, if that is more).
+DEFAULT_MAX_STAY_MINUTES = 720
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class Zone:
     name_ar: str
     tariff: Tariff
     aliases: tuple[str, ...] = ()  # normalised extra spellings (e.g. the Arabic name)
+    #: The longest a stay may last, start to end, however many bookings and extensions build it.
+    max_stay_minutes: int = DEFAULT_MAX_STAY_MINUTES
 
     def name(self, arabic: bool) -> str:
         return self.name_ar if arabic else self.name_en
@@ -56,6 +60,9 @@ class ParkingConfig:
     #: What `Y` after a reminder, and `EXT` without minutes, add.
     extend_minutes: int
     refund_unused: bool
+    #: The same booking (plate, minutes, zone) from the same number again within this many seconds
+    #: is one request (a double tap, a handset's resend): the same confirmation, no new charge.
+    repeat_window_seconds: float
     inspectors: frozenset[str]
     plates: parser.PlateRules
     #: How long a reading the driver must confirm ("Did you mean 1234AB 60? Reply Y") stays open.
@@ -110,6 +117,7 @@ def _build(checker: Checker, data: dict[str, Any], path: str) -> ParkingConfig |
     poll = main.number("reminder_poll_seconds", 30.0, hi=600)
     extend_minutes = main.integer("extend_minutes", 30, 1, 24 * 60)
     refund = main.boolean("refund_unused", True)
+    repeat_window = main.integer("repeat_window_seconds", 120, 0, 3600)
     confirm_minutes = main.integer("confirm_minutes", 5, 1, 60)
     inspectors = _inspectors(main)
     main.finish()
@@ -158,6 +166,7 @@ def _build(checker: Checker, data: dict[str, Any], path: str) -> ParkingConfig |
         reminder_poll_seconds=poll,
         extend_minutes=extend_minutes,
         refund_unused=refund,
+        repeat_window_seconds=repeat_window,
         inspectors=inspectors,
         plates=plates,
         confirm_minutes=confirm_minutes,
@@ -284,6 +293,7 @@ def _zones(checker: Checker, root: Table, plates: parser.PlateRules | None) -> d
         baisa = t.integer("tariff_baisa", lo=0, hi=100_000)
         unit = t.integer("unit_minutes", 30, 1, 24 * 60)
         max_minutes = t.integer("max_minutes", 300, 1, 7 * 24 * 60)
+        max_stay = t.integer("max_stay_minutes", None, 1, 7 * 24 * 60)
         aliases = t.array("aliases", [])
         t.finish()
         problem = _zone_word_problem(code, plates)
@@ -293,6 +303,12 @@ def _zones(checker: Checker, root: Table, plates: parser.PlateRules | None) -> d
             checker.error(path, f"zone code {key!r} {problem}")
         if unit and max_minutes and max_minutes % unit:
             t.error("max_minutes", f"must be a multiple of unit_minutes ({unit}), got {max_minutes}")
+        if max_stay is not None and unit and max_minutes:
+            if max_stay % unit:
+                t.error("max_stay_minutes", f"must be a multiple of unit_minutes ({unit}), got {max_stay}")
+            elif max_stay < max_minutes:
+                t.error("max_stay_minutes", f"must be at least max_minutes ({max_minutes}): one message may "
+                                            f"book that much, got {max_stay}")
         words = [code]
         for i, alias in enumerate(aliases or []):
             word = normalise(alias) if isinstance(alias, str) else ""
@@ -315,6 +331,7 @@ def _zones(checker: Checker, root: Table, plates: parser.PlateRules | None) -> d
             name_ar=name_ar,
             tariff=Tariff(baisa_per_unit=baisa, unit_minutes=unit, max_minutes=max_minutes),
             aliases=tuple(w for w in words if w != code),
+            max_stay_minutes=max_stay if max_stay is not None else max(DEFAULT_MAX_STAY_MINUTES, max_minutes),
         )
     if not zones and not any(i.key.startswith("zones") for i in checker.issues):
         checker.error(("zones",), "at least one zone is required, e.g. [zones.MCT]")

@@ -25,7 +25,7 @@ from smsgw.textnorm import tokens
 if TYPE_CHECKING:
     from smsgw.feature import ServiceContext
 
-__all__ = ["ParkingHandler", "Wording"]
+__all__ = ["CARRIED_OUT_UNANSWERED", "ParkingHandler", "Wording"]
 
 EXAMPLE_PLATE = "1234AB"
 _TRAILING_PUNCT = ".,!?;:"  # what the router strips from a first word before matching it
@@ -56,6 +56,31 @@ T: dict[str, dict[Lang, str]] = {
         Lang.EN: "Ticket {ticket}: {plate} extended to {end} (+{minutes} min). No charge: free time.",
         Lang.AR: "تذكرة {ticket}: تمديد {plate} حتى {end} (+{minutes} د). بدون رسوم.",
     },
+    # To a number that is not the stay's holder: what it paid for, never when the stay ends.
+    "extended_other": {
+        Lang.EN: "Ticket {ticket}: {minutes} min more paid for {plate}. Charged {amount}.",
+        Lang.AR: "تذكرة {ticket}: دفعت {minutes} دقيقة إضافية للوحة {plate}. المبلغ {amount}.",
+    },
+    "extended_other_free": {
+        Lang.EN: "Ticket {ticket}: {minutes} min more for {plate}. No charge: free time.",
+        Lang.AR: "تذكرة {ticket}: {minutes} دقيقة إضافية للوحة {plate}. بدون رسوم.",
+    },
+    # The same booking again within the repeat window: the first confirmation, and this.
+    "repeated": {Lang.EN: " Same request again: no new charge.", Lang.AR: " طلب مكرر: لا رسوم جديدة."},
+    # A stay would pass its zone's max_stay_minutes.
+    "stay_limit_room": {
+        Lang.EN: "Sorry, a stay in {zone} lasts at most {max} min: {plate} is paid until {end}, so at most {room} min more.",
+        Lang.AR: "عذرا، أقصى مدة للوقوف في {zone} هي {max} دقيقة: {plate} مدفوع حتى {end}، "
+                 "يمكن إضافة {room} دقيقة على الأكثر.",
+    },
+    "stay_limit_full": {
+        Lang.EN: "Sorry, a stay in {zone} lasts at most {max} min: {plate} is paid until {end}, no more can be added.",
+        Lang.AR: "عذرا، أقصى مدة للوقوف في {zone} هي {max} دقيقة: {plate} مدفوع حتى {end}، لا يمكن إضافة المزيد.",
+    },
+    "stay_limit_other": {
+        Lang.EN: "Sorry, {minutes} min more for {plate} would pass the {max} min a stay in {zone} may last.",
+        Lang.AR: "عذرا، إضافة {minutes} دقيقة للوحة {plate} تتجاوز أقصى مدة للوقوف في {zone} ({max} دقيقة).",
+    },
     "free_from": {Lang.EN: " Free from {at}.", Lang.AR: " مجاني بعد {at}."},
     "free_until_note": {Lang.EN: " Free until {at}.", Lang.AR: " مجاني حتى {at}."},
     "free": {
@@ -71,6 +96,14 @@ T: dict[str, dict[Lang, str]] = {
         Lang.AR: "تذكرة {ticket}: أُنهي وقوف {plate} الساعة {at}.",
     },
     "credit": {Lang.EN: " Credit {amount}.", Lang.AR: " يعاد لك {amount}."},
+    # A stop of a stay others paid into: each number's credit is its own (the ledger's split).
+    "credit_shared": {Lang.EN: " Credit {mine} to you, {others} to {whom}.", Lang.AR: " يعاد لك {mine} و{others} {whom}."},
+    "credit_others": {
+        Lang.EN: " No credit to you: {others} back to {whom}.",
+        Lang.AR: " لا يعاد لك شيء، ويعاد {others} {whom}.",
+    },
+    "other_payer": {Lang.EN: "the other payer", Lang.AR: "لمن دفع معك"},
+    "other_payers": {Lang.EN: "{n} other payers", Lang.AR: "لمن دفع معك"},
     "no_credit": {Lang.EN: " No unused time to credit.", Lang.AR: " لا وقت متبقٍ للاسترداد."},
     "not_found_plate": {
         Lang.EN: "No active parking for {plate} from your number.",
@@ -165,13 +198,20 @@ def _t(key: str, lang: Lang, **values: object) -> str:
 
 
 class Wording:
-    """Outcome → text, in one language, with times in the calendar's zone relative to `now`."""
+    """Outcome → text, in one language, with times in the calendar's zone relative to `now`.
 
-    def __init__(self, config: ParkingConfig, lang: Lang, now: float) -> None:
+    `to`: the number the text goes to.  A stay's end is told only to its holder (the number that
+    booked it); None words as for the holder (reminders, which only holders get)."""
+
+    def __init__(self, config: ParkingConfig, lang: Lang, now: float, to: str | None = None) -> None:
         self.config = config
         self.lang = lang
         self.arabic = lang is Lang.AR
+        self.to = to
         self._today = config.calendar.local(now).date()
+
+    def _holds(self, session: SessionView) -> bool:
+        return self.to is None or session.msisdn == self.to
 
     # -- pieces
 
@@ -197,15 +237,23 @@ class Wording:
 
     # -- outcomes
 
+    def result(self, outcome: Outcome, command: Command, plate: str | None = None, zone: str | None = None) -> str:
+        """The reply to a booking, extension or stop, refusals included (`plate`, `zone`: as asked)."""
+        if outcome.status is Status.REFUSED and outcome.problem is not DurationProblem.STAY_LIMIT:
+            return self.duration_problem(outcome.problem, plate or outcome.plate, outcome.zone or zone)
+        return self.outcome(outcome, command)
+
     def outcome(self, outcome: Outcome, command: Command) -> str:
         s = outcome.session
         lang = self.lang
+        repeated = _t("repeated", lang) if outcome.repeated else ""
         if outcome.status is Status.BOOKED and s is not None:
             notes = ""
             if outcome.free_until is not None and math.isfinite(outcome.free_until):
                 notes += _t("free_until_note", lang, at=self.time(outcome.free_until))
             if outcome.free_from is not None:
                 notes += _t("free_from", lang, at=self.time(outcome.free_from))
+            notes += repeated
             for zone in (self.zone_name(s.zone), s.zone):  # a long zone name gives way to its code
                 text = _t("booked", lang, ticket=s.ticket, plate=s.plate, zone=zone,
                           end=self.time(s.end_at), amount=self.amount(outcome.amount_baisa)) + notes
@@ -213,25 +261,26 @@ class Wording:
                     break
             return text
         if outcome.status is Status.EXTENDED and s is not None:
+            if not self._holds(s):
+                key = "extended_other" if outcome.amount_baisa else "extended_other_free"
+                return _t(key, lang, ticket=s.ticket, plate=s.plate, minutes=outcome.minutes,
+                          amount=self.amount(outcome.amount_baisa)) + repeated
             key = "extended" if outcome.amount_baisa else "extended_free"
             text = _t(key, lang, ticket=s.ticket, plate=s.plate, end=self.time(s.end_at),
                       minutes=outcome.minutes, amount=self.amount(outcome.amount_baisa))
             if outcome.amount_baisa and outcome.free_from is not None:
                 text += _t("free_from", lang, at=self.time(outcome.free_from))
-            return text
+            return text + repeated
         if outcome.status is Status.FREE:
             plate = outcome.plate or ""
             if outcome.free_until is None or not math.isfinite(outcome.free_until):
                 return _t("free_always", lang, plate=plate)
             return _t("free", lang, plate=plate, at=self.time(outcome.free_until))
         if outcome.status is Status.CANCELLED and s is not None:
-            text = _t("cancelled", lang, ticket=s.ticket, plate=s.plate, at=self.time(s.end_at))
-            if outcome.amount_baisa:
-                text += _t("credit", lang, amount=self.amount(outcome.amount_baisa))
-            elif self.config.refund_unused:
-                text += _t("no_credit", lang)
-            return text
+            return _t("cancelled", lang, ticket=s.ticket, plate=s.plate, at=self.time(s.end_at)) + self.credit(outcome)
         if outcome.status is Status.REFUSED:
+            if outcome.problem is DurationProblem.STAY_LIMIT:
+                return self.stay_limit(outcome)
             return self.duration_problem(outcome.problem, outcome.plate, outcome.zone)
         if outcome.status is Status.NOT_FOUND:
             if outcome.plate:
@@ -240,6 +289,34 @@ class Wording:
         if outcome.status is Status.WHICH:
             return self.which(outcome.plates, command)
         raise ValueError(f"no wording for {outcome.status} with session={s is not None}")
+
+    def credit(self, outcome: Outcome) -> str:
+        """What a stop gave back, to this number and to the stay's other payers (the ledger's split)."""
+        mine, others = outcome.amount_baisa, outcome.others_baisa
+        if others:
+            whom = (_t("other_payer", self.lang) if outcome.others == 1
+                    else _t("other_payers", self.lang, n=outcome.others))
+            if mine:
+                return _t("credit_shared", self.lang, mine=self.amount(mine), others=self.amount(others), whom=whom)
+            return _t("credit_others", self.lang, others=self.amount(others), whom=whom)
+        if mine:
+            return _t("credit", self.lang, amount=self.amount(mine))
+        return _t("no_credit", self.lang) if self.config.refund_unused else ""
+
+    def stay_limit(self, outcome: Outcome) -> str:
+        """A stay would pass its zone's longest: the holder learns how much more fits; another
+        number only that its minutes do not (not when the stay ends)."""
+        s = outcome.session
+        assert s is not None and outcome.limit is not None
+        zone = self.zone_name(s.zone)
+        if not self._holds(s):
+            return _t("stay_limit_other", self.lang, minutes=outcome.minutes, plate=s.plate, max=outcome.limit,
+                      zone=zone)
+        unit = self._zone(s.zone).tariff.unit_minutes
+        room = max(0, math.floor((s.start_at + outcome.limit * 60 - s.end_at) / 60 + 1e-6))
+        room -= room % unit
+        key = "stay_limit_room" if room else "stay_limit_full"
+        return _t(key, self.lang, zone=zone, max=outcome.limit, plate=s.plate, end=self.time(s.end_at), room=room)
 
     def which(self, plates: tuple[str, ...], command: Command) -> str:
         op = Command.CANCEL if command is Command.CANCEL else Command.EXTEND
@@ -253,9 +330,15 @@ class Wording:
                 return text
         return text
 
-    def duration_problem(self, problem: DurationProblem | None, plate: str | None, zone: str | None = None) -> str:
+    def duration_problem(
+        self, problem: DurationProblem | None, plate: str | None, zone: str | None = None, minutes: int = 0
+    ) -> str:
         t = self._zone(zone).tariff
         shown = plate or EXAMPLE_PLATE
+        if problem is DurationProblem.STAY_LIMIT:
+            # Without the stay at hand (a quote): the ceiling, not the stay's end.
+            return _t("stay_limit_other", self.lang, minutes=minutes, plate=shown,
+                      max=self._zone(zone).max_stay_minutes, zone=self.zone_name(zone or ""))
         if problem is DurationProblem.TOO_LONG:
             return _t("too_long", self.lang, limit=t.max_minutes, plate=shown)
         return _t("step", self.lang, unit=t.unit_minutes, unit2=2 * t.unit_minutes, limit=t.max_minutes, plate=shown)
@@ -346,6 +429,12 @@ class Wording:
         return texts.sms_parts(text) <= (2 if self.arabic else 1)
 
 
+#: What moves money or a booking and so is carried out even for a number the gateway does not
+#: answer (muted as a loop, or over its message limit): stopping, extending, and `Y` to a reminder.
+#: The one place that says which commands those are (a confirmation flow adds its own `Y` here).
+CARRIED_OUT_UNANSWERED = frozenset({Command.CANCEL, Command.EXTEND, Command.CONFIRM})
+
+
 class ParkingHandler:
     """Routes parking commands to `ParkingService` and words the outcome."""
 
@@ -367,9 +456,19 @@ class ParkingHandler:
         # The whole text, so that the parser sees the word as typed: `Y 1234 30` may be plate 1234Y.
         return understand(req.inbound.text, self._grammar, inspector=inspector)
 
+    def must_carry_out(self, req: Request) -> bool:
+        """True when `req` moves money or a booking (see CARRIED_OUT_UNANSWERED): the gateway
+        runs it even for a number it does not answer, and drops the reply."""
+        parsed = self.read(req)
+        if not isinstance(parsed, Parsed):
+            return False  # not understood, or a reading that would only be a question
+        # Y confirms our open question, or a reminder (see `_answer`): either way it books or extends.
+        # Minutes without a plate ("30") extend the sender's stay, as EXT does.
+        return parsed.command in CARRIED_OUT_UNANSWERED or (parsed.command is Command.PARK and parsed.plate is None)
+
     async def handle(self, req: Request) -> list[Reply]:
         inbound = req.inbound
-        words = Wording(self.config, req.lang, self._ctx.now())
+        words = Wording(self.config, req.lang, self._ctx.now(), inbound.msisdn)
         parsed = self.read(req)
         who = Requester(inbound.carrier, inbound.msisdn, inbound.short_code, req.lang, inbound.id)
         if isinstance(parsed, ParseError):
@@ -397,9 +496,7 @@ class ParkingHandler:
             outcome = await svc.extend(
                 who, parsed.plate, parsed.minutes, zone=parsed.zone, after_reminder=command is Command.CONFIRM
             )
-        if outcome.status is Status.REFUSED:
-            return [req.reply(words.duration_problem(outcome.problem, parsed.plate, outcome.zone))]
-        return [req.reply(words.outcome(outcome, command))]
+        return [req.reply(words.result(outcome, command, parsed.plate))]
 
     async def _refused(self, who: Requester, error: ParseError, text: str, words: Wording) -> str:
         """The hint; or, for a "no" while a question is open, the question closed."""
@@ -416,9 +513,7 @@ class ParkingHandler:
         answer, outcome = answered
         if answer.kind is AnswerKind.EXPIRED or outcome is None:
             return self.confirmations.expired(words, answer.pending)
-        if outcome.status is Status.REFUSED:
-            return words.duration_problem(outcome.problem, answer.pending.plate, outcome.zone)
-        return words.outcome(outcome, Command.PARK)
+        return words.result(outcome, Command.PARK, answer.pending.plate)
 
     async def _ask(self, who: Requester, guess: Guess, words: Wording) -> str:
         """A reading to confirm: the question, or what booking it would meet (free time, a refusal...)."""
@@ -426,7 +521,7 @@ class ParkingHandler:
         if quote.status in (Status.BOOKED, Status.EXTENDED):
             return self.confirmations.question(words, quote)
         if quote.status is Status.REFUSED:
-            return words.duration_problem(quote.problem, quote.plate, quote.zone)
+            return words.duration_problem(quote.problem, quote.plate, quote.zone, quote.minutes)
         outcome = Outcome(quote.status, minutes=quote.minutes, free_until=quote.free_until, plate=quote.plate,
                           plates=quote.plates)
         return words.outcome(outcome, guess.parsed.command)

@@ -89,6 +89,14 @@ STEPS: Final[tuple[tuple[str, ...], ...]] = (
         )""",
         "CREATE INDEX parking_pending_expires ON parking_pending (expires_at)",
     ),
+    # 3: a request's sender and what it asked, so the same booking sent again within the repeat
+    # window is recognised as one request (ParkingService._op_book).
+    (
+        "ALTER TABLE parking_request ADD COLUMN msisdn TEXT",
+        "ALTER TABLE parking_request ADD COLUMN request_key TEXT",
+        """CREATE INDEX parking_request_repeat ON parking_request (msisdn, request_key, at)
+            WHERE request_key IS NOT NULL""",
+    ),
 )
 
 COMPONENT: Final[Component] = (NAME, STEPS)

@@ -10,9 +10,22 @@ in the same transaction as its effect.  The same id again — an MO processed a 
 a crash, before its reply was committed — returns that outcome and changes nothing, so the
 driver gets the same ticket and is charged once.
 
+A double tap is one request too: the same booking (plate, minutes, zone) from the same number
+within `repeat_window_seconds` gets the first outcome again, marked `repeated`, and changes
+nothing, while its stay is still running.  The decision is made inside the booking's own write,
+so a burst of identical MOs processed at once still books and charges once.  EXT, Y and a
+different duration are extensions and always extend.
+
 Money is integer baisa.  A stay is priced as a whole (tariff.charge_baisa); a booking or an
 extension charges the difference to whoever sent it (carrier and MSISDN, for settlement); a
-stop credits the unused whole units back to the charges that bought them, newest first.
+stop credits the unused whole units back to the charges that bought them, newest first.  An
+outcome's `amount_baisa` is what the ledger did for the number that asked; a stop's credits to
+other payers are `others_baisa`.
+
+Who may do what (the privacy rule, see config/parking.toml): anyone may pay for any plate, which
+extends its running stay; only the stay's holder (the number that booked it) may stop it, list
+it, extend it without naming the plate, and is told its end.  A stay lasts at most its zone's
+max_stay_minutes, however it was built.
 """
 
 from __future__ import annotations
@@ -85,7 +98,7 @@ class Outcome:
     status: Status
     session: SessionView | None = None
     minutes: int = 0  # added by this request
-    amount_baisa: int = 0  # charged (booking, extension) or credited (stop) by this request
+    amount_baisa: int = 0  # charged (booking, extension) or credited (stop) to the requester
     #: The stay starts in free time: when paid time begins (math.inf: not within a year).
     free_until: float | None = None
     #: The stay runs past the end of paid hours: the moment the charging stops.
@@ -95,6 +108,11 @@ class Outcome:
     zone: str | None = None  # REFUSED: the zone whose rules refused
     plate: str | None = None  # the plate asked about (NOT_FOUND)
     plates: tuple[str, ...] = field(default_factory=tuple)  # WHICH
+    #: The same booking again within the repeat window: the first outcome, nothing changed now.
+    repeated: bool = False
+    #: A stop's credits to the stay's other payers (not the requester), and how many numbers.
+    others_baisa: int = 0
+    others: int = 0
 
     def to_json(self) -> str:
         # By hand, not dataclasses.asdict: asdict deep-copies every field and was half the cost
@@ -112,6 +130,9 @@ class Outcome:
             "zone": self.zone,
             "plate": self.plate,
             "plates": list(self.plates),
+            "repeated": self.repeated,
+            "others_baisa": self.others_baisa,
+            "others": self.others,
         })
 
     @classmethod
@@ -129,6 +150,10 @@ class Outcome:
             zone=data["zone"],
             plate=data["plate"],
             plates=tuple(data["plates"]),
+            # Absent from outcomes stored before these fields existed.
+            repeated=data.get("repeated", False),
+            others_baisa=data.get("others_baisa", 0),
+            others=data.get("others", 0),
         )
 
 
@@ -179,13 +204,12 @@ _SESSION_COLS = (
 )
 _VIEW_NAMES = tuple(f.name for f in fields(SessionView))
 _VIEW_FIELDS = len(_VIEW_NAMES)
-# Active stays this MSISDN may act on: the ones it booked, and the ones it paid into.  Written
-# as an IN over a UNION so that each half uses its index (an OR would scan every stay).
-_VISIBLE = (
-    f"SELECT {_SESSION_COLS} FROM parking_session AS s WHERE s.id IN ("
-    " SELECT id FROM parking_session WHERE msisdn = ? AND end_at > ?"
-    " UNION SELECT session_id FROM parking_ledger WHERE msisdn = ? AND kind = 'charge')"
-    " AND s.state = 'active' AND s.end_at > ?"
+# Active stays this MSISDN holds (it booked them): the only ones it may stop, list, or extend
+# without naming the plate.  Paying into another number's stay gives no such rights: a stranger
+# could otherwise pay 100 baisa to learn when a car's parking ends, or to stop it.
+_HELD = (
+    f"SELECT {_SESSION_COLS} FROM parking_session AS s"
+    " WHERE s.msisdn = ? AND s.end_at > ? AND s.state = 'active'"
 )
 
 
@@ -217,15 +241,22 @@ class ParkingService:
     # ------------------------------------------------------------------ requests that change state
 
     async def book(
-        self, who: Requester, plate: str, minutes: int, zone: str | None = None, *, now: float | None = None
+        self, who: Requester, plate: str, minutes: int, zone: str | None = None, *, now: float | None = None,
+        repeatable: bool = True,
     ) -> Outcome:
-        """Park `plate` for `minutes`; a plate with an active stay gets that stay extended."""
+        """Park `plate` for `minutes`; a plate with an active stay gets that stay extended.
+
+        `repeatable`: the same booking from the same number within the repeat window is the
+        same request (a double tap); False for a deliberate extension (EXT with a plate).
+        """
         at = self._ctx.now() if now is None else now
         # Priced here, on the event loop: the store thread, which every write of the gateway
         # queues behind, then only runs SQL for a new stay.
         priced = self._price_new(minutes, zone, at)
+        key = f"book {plate} {minutes} {zone or ''}" if repeatable and self.config.repeat_window_seconds else None
         outcome = await self._ctx.store.write(
-            functools.partial(self._op_book, who=who, plate=plate, minutes=minutes, priced=priced, now=at)
+            functools.partial(self._op_book, who=who, plate=plate, minutes=minutes, priced=priced, now=at,
+                              repeat_key=key)
         )
         self._log("parking_book", who, outcome)
         return outcome
@@ -249,7 +280,7 @@ class ParkingService:
         at = self._ctx.now() if now is None else now
         amount = minutes or self.config.extend_minutes
         if plate is not None:
-            return await self.book(who, plate, amount, zone, now=at)
+            return await self.book(who, plate, amount, zone, now=at, repeatable=False)
         outcome = await self._ctx.store.write(
             functools.partial(self._op_extend_mine, who=who, minutes=amount, after_reminder=after_reminder, now=at)
         )
@@ -267,7 +298,7 @@ class ParkingService:
 
     async def my_sessions(self, msisdn: str, *, now: float | None = None) -> list[SessionView]:
         at = self._ctx.now() if now is None else now
-        return await self._ctx.store.read(self._op_visible, msisdn, at, None)
+        return await self._ctx.store.read(self._op_held, msisdn, at, None)
 
     async def check_plate(self, plate: str, zone: str | None = None, *, now: float | None = None) -> CheckResult:
         at = self._ctx.now() if now is None else now
@@ -301,14 +332,9 @@ class ParkingService:
                 return Quote(picked.status, plates=picked.plates)
             plate, session_id, own = picked.plate, picked.id, True
         else:
-            row = conn.execute(
-                "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
-                " ORDER BY end_at DESC LIMIT 1",
-                (plate, now),
-            ).fetchone()
-            if row is not None:
-                session_id = row[0]
-                own = any(s.id == session_id for s in self._op_visible(conn, who.msisdn, now, plate))
+            session_id = self._active_stay(conn, plate, now)
+            if session_id is not None:
+                own = any(s.id == session_id for s in self._op_held(conn, who.msisdn, now, plate))
         if session_id is None:
             if priced.refusal is not None:
                 return Quote(Status.REFUSED, plate=plate, zone=priced.zone.code, minutes=minutes,
@@ -325,6 +351,9 @@ class ParkingService:
         refusal = self._refusal(minutes, self._tariff(stay.zone, (baisa, unit)), stay.zone)
         if refusal is not None:
             return Quote(Status.REFUSED, plate=plate, zone=stay.zone, minutes=minutes, problem=refusal.problem)
+        if self._past_max_stay(stay.zone, stay.start_at, stay.end_at + minutes * 60):
+            return Quote(Status.REFUSED, plate=plate, zone=stay.zone, minutes=minutes,
+                         problem=DurationProblem.STAY_LIMIT)
         amount = self._op_extension_prices(conn, (stay,), minutes)[stay.id]  # as a reminder's Y is priced
         return Quote(Status.EXTENDED, plate=plate, zone=stay.zone, minutes=minutes, amount_baisa=amount,
                      end_at=stay.end_at + minutes * 60 if own else None)
@@ -396,6 +425,13 @@ class ParkingService:
         # A stay keeps the price it was booked at, even if the config changes while it runs.
         return Tariff(baisa_per_unit=session_row[0], unit_minutes=session_row[1], max_minutes=zone.tariff.max_minutes)
 
+    def _max_stay(self, zone_code: str) -> int:
+        return (self.config.zones.get(zone_code) or self.config.zone(None)).max_stay_minutes
+
+    def _past_max_stay(self, zone_code: str, start: float, end: float) -> bool:
+        """Would a stay [start, end) last longer than its zone allows?"""
+        return end - start > self._max_stay(zone_code) * 60 + 1e-3  # a millisecond of float noise is not a minute
+
     def _reminder_at(self, end: float) -> float | None:
         lead = self.config.reminder_lead_minutes
         if not lead or not pricing.is_paid_at(self.config.calendar, end):
@@ -418,13 +454,36 @@ class ParkingService:
         return Outcome.from_json(row[0]) if row else None
 
     @staticmethod
-    def _remember(conn: sqlite3.Connection, who: Requester, operation: str, outcome: Outcome, now: float) -> Outcome:
+    def _remember(
+        conn: sqlite3.Connection, who: Requester, operation: str, outcome: Outcome, now: float,
+        repeat_key: str | None = None,
+    ) -> Outcome:
         if who.request_id is not None:
             conn.execute(
-                "INSERT INTO parking_request (request_id, operation, outcome, at) VALUES (?, ?, ?, ?)",
-                (who.request_id, operation, outcome.to_json(), now),
+                "INSERT INTO parking_request (request_id, operation, outcome, at, msisdn, request_key)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (who.request_id, operation, outcome.to_json(), now, who.msisdn, repeat_key),
             )
         return outcome
+
+    def _repeat(self, conn: sqlite3.Connection, who: Requester, key: str, now: float) -> Outcome | None:
+        """The outcome of the same booking from this number within the repeat window, while its
+        stay still runs (stopped since, the booking again is a new one)."""
+        row = conn.execute(
+            "SELECT outcome FROM parking_request WHERE msisdn = ? AND request_key = ? AND at > ?"
+            " ORDER BY at DESC LIMIT 1",
+            (who.msisdn, key, now - self.config.repeat_window_seconds),
+        ).fetchone()
+        if row is None:
+            return None
+        earlier = Outcome.from_json(row[0])
+        if earlier.status not in (Status.BOOKED, Status.EXTENDED) or earlier.session is None:
+            return None  # a refusal or free time: answering it again changes nothing either
+        running = conn.execute(
+            "SELECT 1 FROM parking_session WHERE id = ? AND state = 'active' AND end_at > ?",
+            (earlier.session.id, now),
+        ).fetchone()
+        return dataclasses.replace(earlier, repeated=True) if running else None
 
     def _local(self, ts: float) -> tuple[str, str]:
         local = self.config.calendar.local(ts)
@@ -442,26 +501,38 @@ class ParkingService:
         )
 
     @staticmethod
-    def _load(conn: sqlite3.Connection, session_id: int) -> SessionView:
-        row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE id = ?", (session_id,)).fetchone()
-        return _view(row)
-
-    def _op_book(
-        self, conn: sqlite3.Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
-    ) -> Outcome:
-        prior = self._prior(conn, who)
-        if prior is not None:
-            return prior
+    def _active_stay(conn: sqlite3.Connection, plate: str, now: float) -> int | None:
+        """The running stay of `plate` (a plate has at most one), whoever holds it."""
         row = conn.execute(
             "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
             " ORDER BY end_at DESC LIMIT 1",
             (plate, now),
         ).fetchone()
-        if row is not None:
-            outcome = self._extend_session(conn, row[0], who, minutes, now)
+        return row[0] if row is not None else None
+
+    @staticmethod
+    def _load(conn: sqlite3.Connection, session_id: int) -> SessionView:
+        row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE id = ?", (session_id,)).fetchone()
+        return _view(row)
+
+    def _op_book(
+        self, conn: sqlite3.Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float,
+        repeat_key: str | None = None,
+    ) -> Outcome:
+        prior = self._prior(conn, who)
+        if prior is not None:
+            return prior
+        if repeat_key is not None:
+            repeated = self._repeat(conn, who, repeat_key, now)
+            if repeated is not None:
+                # Remembered without the key: the window runs from the first request, not the last.
+                return self._remember(conn, who, "book", repeated, now)
+        session_id = self._active_stay(conn, plate, now)
+        if session_id is not None:
+            outcome = self._extend_session(conn, session_id, who, minutes, now)
         else:
             outcome = self._new_session(conn, who, plate, minutes, priced, now)
-        return self._remember(conn, who, "book", outcome, now)
+        return self._remember(conn, who, "book", outcome, now, repeat_key)
 
     @staticmethod
     def _refusal(minutes: int, rules: Tariff, zone: str) -> Outcome | None:
@@ -528,6 +599,9 @@ class ParkingService:
         if refusal is not None:
             return refusal
         new_end = end + minutes * 60
+        if self._past_max_stay(zone, start, new_end):
+            return Outcome(Status.REFUSED, session=self._load(conn, session_id), minutes=minutes,
+                           problem=DurationProblem.STAY_LIMIT, limit=self._max_stay(zone), zone=zone)
         amount = max(0, pricing.charge_baisa(self.config.calendar, rules, start, new_end) - charged)
         conn.execute(
             "UPDATE parking_session SET end_at = ?, charged_baisa = charged_baisa + ?, reminder_at = ?,"
@@ -548,7 +622,7 @@ class ParkingService:
         self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float, after_reminder: bool = False
     ) -> SessionView | Outcome:
         """The one active stay the sender means, or the NOT_FOUND / WHICH outcome."""
-        mine = self._op_visible(conn, who.msisdn, now, plate)
+        mine = self._op_held(conn, who.msisdn, now, plate)
         if after_reminder:
             reminded = [s for s in mine if s.reminder_sent_at is not None]
             mine = reminded or mine
@@ -587,12 +661,18 @@ class ParkingService:
             " reminder_at = CASE WHEN reminder_sent_at IS NULL THEN NULL ELSE reminder_at END WHERE id = ?",
             (now, credit, now, picked.id),
         )
-        self._give_back(conn, picked.id, credit, who, now)
-        outcome = Outcome(Status.CANCELLED, session=self._load(conn, picked.id), amount_baisa=credit)
+        given = self._give_back(conn, picked.id, credit, who, now)
+        mine = given.pop(who.msisdn, 0)
+        outcome = Outcome(Status.CANCELLED, session=self._load(conn, picked.id), amount_baisa=mine,
+                          others_baisa=sum(given.values()), others=len(given))
         return self._remember(conn, who, "cancel", outcome, now)
 
-    def _give_back(self, conn: sqlite3.Connection, session_id: int, credit: int, who: Requester, now: float) -> None:
-        """Credit the charges that bought the unused time: the newest first, each to its payer."""
+    def _give_back(
+        self, conn: sqlite3.Connection, session_id: int, credit: int, who: Requester, now: float
+    ) -> dict[str, int]:
+        """Credit the charges that bought the unused time: the newest first, each to its payer.
+        Returns what each number got back."""
+        given: dict[str, int] = {}
         remaining = credit
         charges = conn.execute(
             "SELECT c.id, c.amount_baisa - COALESCE((SELECT SUM(r.amount_baisa) FROM parking_ledger AS r"
@@ -611,11 +691,13 @@ class ParkingService:
                 " request_id, at, local_date, local_time) VALUES (?, 'credit', ?, ?, ?, ?, ?, ?, ?, ?)",
                 (session_id, give, carrier, msisdn, charge_id, who.request_id, now, *self._local(now)),
             )
+            given[msisdn] = given.get(msisdn, 0) + give
             remaining -= give
+        return given
 
     @staticmethod
-    def _op_visible(conn: sqlite3.Connection, msisdn: str, now: float, plate: str | None) -> list[SessionView]:
-        sql, args = _VISIBLE, [msisdn, now, msisdn, now]
+    def _op_held(conn: sqlite3.Connection, msisdn: str, now: float, plate: str | None) -> list[SessionView]:
+        sql, args = _HELD, [msisdn, now]
         if plate is not None:
             sql += " AND s.plate = ?"
             args.append(plate)

@@ -90,6 +90,9 @@ class DurationProblem(str, enum.Enum):
     NOT_POSITIVE = "not_positive"
     NOT_A_MULTIPLE = "not_a_multiple"  # minutes must be whole units (30, 60, ...)
     TOO_LONG = "too_long"
+    #: The stay would last longer than its zone's max_stay_minutes (decided by the service, which
+    #: knows the stay; check_duration never returns it).
+    STAY_LIMIT = "stay_limit"
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from typing import Any
 from handlers.parking import tariff as pricing
 from handlers.parking.handler import Wording
 from handlers.parking.parser import Command, Parsed, ParseError, Reason, parse
-from handlers.parking.service import Requester, Status
+from handlers.parking.service import Requester
 from handlers.transactions import wording as txn_wording
 from handlers.transactions.model import Caller
 from handlers.transactions.service import LookupOutcome
@@ -82,8 +82,8 @@ class Effects:
         # The SMS short code, not the USSD code: the stay's reminder SMS comes from it.
         return Requester(inbound.carrier, inbound.msisdn, self._sms_short_code, lang, inbound.id)
 
-    def _words(self, lang: Lang) -> Wording:
-        return Wording(self.parking.config, lang, self._now())
+    def _words(self, lang: Lang, to: str | None = None) -> Wording:
+        return Wording(self.parking.config, lang, self._now(), to)
 
     async def _parking_plate(self, args: Mapping[str, Any], inbound: Inbound, lang: Lang) -> Mapping[str, Any]:
         assert self._grammar is not None
@@ -113,17 +113,11 @@ class Effects:
         outcome = await self.parking.service.book(
             self._who(inbound, lang), str(args["plate"]), int(args["minutes"]), str(args["zone"])
         )
-        words = self._words(lang)
-        if outcome.status is Status.REFUSED:
-            return {"text": words.duration_problem(outcome.problem, args["plate"], args["zone"])}
-        return {"text": words.outcome(outcome, Command.PARK)}
+        return {"text": self._words(lang, inbound.msisdn).result(outcome, Command.PARK, args["plate"], args["zone"])}
 
     async def _parking_extend(self, args: Mapping[str, Any], inbound: Inbound, lang: Lang) -> Mapping[str, Any]:
         outcome = await self.parking.service.extend(self._who(inbound, lang), str(args["plate"]), int(args["minutes"]))
-        words = self._words(lang)
-        if outcome.status is Status.REFUSED:
-            return {"text": words.duration_problem(outcome.problem, args["plate"])}
-        return {"text": words.outcome(outcome, Command.EXTEND)}
+        return {"text": self._words(lang, inbound.msisdn).result(outcome, Command.EXTEND, args["plate"])}
 
     async def _parking_sessions(self, args: Mapping[str, Any], inbound: Inbound, lang: Lang) -> Mapping[str, Any]:
         stays = await self.parking.service.my_sessions(inbound.msisdn)
