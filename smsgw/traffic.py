@@ -8,6 +8,8 @@ instead.  Every `interval_s` (and once more when the gateway stops), if anything
    "mt": {"omantel": {"submitted": 1210, "accepted": 1205, "throttled": 5}, ...},
    "processed": 1203, "abuse": {"limited": 2}, "debug_events": {"mo_accepted": 1203, ...}}
 
+and any other gateway-wide counter that moved (carried_out_unanswered, ...).
+
 Only non-zero counts appear.  The figures are differences of counters the gateway keeps anyway
 (the same ones /metrics reads), so the hot path pays nothing for this line.
 """
@@ -31,6 +33,8 @@ log = get_logger(__name__)
 TRAFFIC_INTERVAL_S = 60.0
 
 _MT_FIELDS = ("submitted", "accepted", "throttled", "retried", "failed", "expired")
+#: Gateway-wide counters the line already shows per carrier (from carrier_counters).
+_BY_CARRIER = frozenset({"mo", "mo_duplicate", "mo_rejected", "dlr"})
 
 
 class TrafficLog(Service):
@@ -67,7 +71,9 @@ class TrafficLog(Service):
             for carrier, sender in gw.queue.senders.items():
                 for name in _MT_FIELDS:
                     counts["mt", carrier, name] = getattr(sender.stats, name)
-        counts["processed",] = gw.counters.get("processed", 0)
+        for key, value in gw.counters.items():
+            if key not in _BY_CARRIER:  # processed, carried_out_unanswered, ...: gateway-wide only
+                counts[key,] = value
         for reason, value in gw.abuse.counters.items():
             counts["abuse", reason] = value
         for event, value in suppressed_events.items():

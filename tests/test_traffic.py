@@ -65,7 +65,7 @@ def fake_gateway(clock: Clock) -> SimpleNamespace:
     return SimpleNamespace(
         clock=clock,
         carrier_counters=Counter(),
-        counters={"processed": 0},
+        counters={"mo": 0, "processed": 0, "carried_out_unanswered": 0},
         queue=SimpleNamespace(senders={"omantel": SimpleNamespace(stats=SenderStats())}),
         abuse=SimpleNamespace(counters={"limited": 0, "loops": 0}),
     )
@@ -87,6 +87,8 @@ def test_traffic_line_reports_what_changed_each_interval_and_nothing_when_idle(a
         gw.carrier_counters["omantel", "mo_duplicate"] += 1
         gw.carrier_counters["omantel", "dlr"] += 4
         gw.counters["processed"] += 5
+        gw.counters["carried_out_unanswered"] += 1
+        gw.counters["mo"] += 5  # shown per carrier, not again gateway-wide
         gw.queue.senders["omantel"].stats.submitted += 5
         gw.queue.senders["omantel"].stats.accepted += 5
         gw.abuse.counters["limited"] += 1
@@ -101,6 +103,7 @@ def test_traffic_line_reports_what_changed_each_interval_and_nothing_when_idle(a
     assert first["dlr"] == {"omantel": 4}
     assert first["mt"] == {"omantel": {"submitted": 5, "accepted": 5}}
     assert first["processed"] == 5
+    assert first["carried_out_unanswered"] == 1
     assert first["abuse"] == {"limited": 1}
     assert last["mo"] == {"omantel": {"accepted": 2}}
     assert "dlr" not in last and "processed" not in last
