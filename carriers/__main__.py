@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--password", default="secret")
     parser.add_argument("--control-port", type=int, default=12780)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--max-binds", type=int, default=None,
+                        help="binds each account allows at once, per direction (default: any number)")
     args = parser.parse_args(argv)
     try:
         specs = [parse_sim(s, args.system_id, args.password) for s in args.sim] or [
@@ -51,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
-    specs = [SimulatorSpec(s.name, s.profile, args.host, s.port, s.system_id, s.password, s.tps) for s in specs]
+    specs = [SimulatorSpec(s.name, s.profile, args.host, s.port, s.system_id, s.password, s.tps, args.max_binds)
+             for s in specs]
 
     # The asyncio reactor, as in the gateway, so both behave the same under load.
     from twisted.internet import asyncioreactor

@@ -34,6 +34,8 @@ class SimulatorSpec:
     system_id: str = "mm_smsgw"
     password: str = "secret"
     tps: float | None = None  # overrides the profile's throttle limit
+    #: Binds the account allows at once per direction (as an SMSC's account limit); None: any number.
+    max_binds: int | None = None
 
 
 class SimulatorSet:
@@ -104,6 +106,7 @@ async def _start(
                 wait_clock=wait_clock or reactor,  # type: ignore[arg-type]
                 faults=(faults or {}).get(spec.name),
                 name=spec.name,
+                max_binds=spec.max_binds,
             )
             smscs[spec.name] = smsc
             port = await smsc.listen(reactor, spec.host, spec.port)

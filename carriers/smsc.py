@@ -303,6 +303,9 @@ class SmscProtocol(SmppFraming):
             status = c.ESME_RINVSYSID
         elif pdu.get("password", "") != smsc.password:
             status = c.ESME_RINVPASWD
+        elif smsc.max_binds is not None and smsc.binds_in_use(_BIND_MODE[pdu.command_id]) >= smsc.max_binds:
+            status = c.ESME_RBINDFAIL
+            smsc.counters["binds_over_limit"] += 1
         else:
             status = c.ESME_ROK
         if status != c.ESME_ROK:
@@ -314,6 +317,7 @@ class SmscProtocol(SmppFraming):
             return
         self.mode = _BIND_MODE[pdu.command_id]
         smsc.counters["binds"] += 1
+        smsc.peak_binds = max(smsc.peak_binds, smsc.binds_in_use(self.mode))
         log.info("esme_bound", carrier=smsc.name, mode=self.mode, peer=self.peer)
         resp = Pdu(
             pdu.command_id | c.RESPONSE_BIT,
@@ -369,7 +373,7 @@ class SmscProtocol(SmppFraming):
             smsc.counters["ussd_submits"] += 1
         else:
             smsc.counters["submits"] += 1
-            smsc.submit_times.append(smsc.clock.seconds())
+            smsc.record_submit_time(smsc.clock.seconds())
         limit = faults.drop_link_after_submits
         if limit is not None and self.submits_answered >= limit:
             self._fault_drop()
@@ -527,6 +531,7 @@ class Smsc:
         wait_clock: IReactorTime | None = None,
         record_pdus: bool = False,
         seed: int | None = 0,
+        max_binds: int | None = None,
     ) -> None:
         if clock is None or wait_clock is None:
             from twisted.internet import reactor
@@ -542,6 +547,10 @@ class Smsc:
         self.wait_clock: IReactorTime = wait_clock  # type: ignore[assignment]
         self.faults = faults if faults is not None else FaultPlan()
         self.bucket = TokenBucket(self.tps, self.clock)
+        #: The account's bind limit per direction (transmit, receive): a bind beyond it is refused
+        #: ESME_RBINDFAIL, as carriers do; `peak_binds` is the most ever bound at once.
+        self.max_binds = max_binds
+        self.peak_binds = 0
         self.factory = _SmscFactory(self)
         self.port: IListeningPort | None = None
         self.sessions: list[SmscProtocol] = []
@@ -555,6 +564,8 @@ class Smsc:
         self.mts: list[MtRecord] = []
         #: When each submit_sm was read, accepted or not: what a carrier's TPS contract measures.
         self.submit_times: list[float] = []
+        self._last_second: deque[float] = deque()
+        self._peak_per_second = 0
         self.mos: list[MoRecord] = []
         self.dlrs: list[DlrRecord] = []
         self.handset_messages: list[HandsetMessage] = []
@@ -642,6 +653,25 @@ class Smsc:
 
     def bound_sessions(self) -> list[SmscProtocol]:
         return [s for s in self.sessions if s.mode is not None]
+
+    def binds_in_use(self, mode: str) -> int:
+        """Bound sessions sharing a direction with a bind of `mode` (trx counts as both), the
+        most of either direction: what an account's bind limit counts."""
+        directions = {"tx": ("tx",), "rx": ("rx",), "trx": ("tx", "rx")}
+        counts = [sum(1 for s in self.bound_sessions() if d in directions[s.mode]) for d in directions[mode]]
+        return max(counts, default=0)
+
+    def record_submit_time(self, at: float) -> None:
+        self.submit_times.append(at)
+        window = self._last_second
+        window.append(at)
+        while window and at - window[0] >= 1.0:
+            window.popleft()
+        self._peak_per_second = max(self._peak_per_second, len(window))
+
+    def peak_submits_per_second(self) -> int:
+        """The most submit_sm read in any one-second window (sliding): what a TPS contract limits."""
+        return self._peak_per_second
 
     # -- MT -----------------------------------------------------------------------------------
 
@@ -1091,6 +1121,9 @@ class Smsc:
         self.mts.clear()
         self.links_lost.clear()
         self.submit_times.clear()
+        self._last_second.clear()
+        self._peak_per_second = 0
+        self.peak_binds = len(self.bound_sessions()) and max(self.binds_in_use(m) for m in ("tx", "rx"))
         self.dlrs.clear()
         self.handset_messages.clear()
         self.anomalies.clear()
@@ -1149,6 +1182,9 @@ class Smsc:
                 "submits": self.counters["submits"],
                 "rejected": self.counters["rejected"],
                 "throttled": self.counters["throttled"],
+                "peak_binds": self.peak_binds,
+                "binds_over_limit": self.counters["binds_over_limit"],
+                "peak_submits_per_second": self.peak_submits_per_second(),
                 "dlrs": self.counters["dlrs"],
                 "dlrs_acked": self.counters["dlrs_acked"],
                 "mo_redeliveries": self.counters["mo_redeliveries"],

@@ -27,6 +27,14 @@ silences one.  `--all` is both.
 distribution's package) bound to fresh simulators of the same kind, and adds its figures and
 smsgw ÷ Kannel per workload ("vs_kannel"); what Kannel is asked to do is in
 scripts/kannel_peer.py.  Without the package the bench says so and runs smsgw alone.
+
+    .venv/bin/python scripts/bench.py --engines [--count 20000] [--rate 500]
+
+compares the store engines in one run, each with fresh simulators: one node on SQLite, one node on
+PostgreSQL, two nodes on PostgreSQL (every carrier allowing two binds, one per node).  Per setup:
+MO→MT msg/s at saturation, p50/p99 at --rate, and CPU per message (ms, the gateway processes'
+user+system time over the saturation run; PostgreSQL's own processes apart).  PostgreSQL is a
+throwaway server from the installed binaries (scripts/pgserver.py), fsync on, as in production.
 """
 
 from __future__ import annotations
@@ -211,16 +219,22 @@ class Workload:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-def workloads(args: argparse.Namespace, counts: dict[str, int]) -> list[Workload]:
-    def load(count: int, rate: float, base: int, **what: Any) -> dict[str, Any]:
-        return {"op": "load", "count": count, "rate": rate, "msisdn_base": base, "settle_s": 1.0, **what}
+def load(count: int, rate: float, base: int, **what: Any) -> dict[str, Any]:
+    """A control-port load: `count` MOs at `rate` msg/s (0: all at once), one sender each from `base`."""
+    return {"op": "load", "count": count, "rate": rate, "msisdn_base": base, "settle_s": 1.0, **what}
 
-    help_ = {"keyword": args.keyword, "to": args.short_code}
-    chosen = [Workload("help", {
-        "warmup": load(WARMUP, 0, 96870000000, **help_),
-        "saturation": load(args.count, 0, 96880000000, **help_),
-        "latency": load(args.latency_count, args.rate, 96890000000, **help_),
-    })]
+
+def help_workload(args: argparse.Namespace) -> Workload:
+    what = {"keyword": args.keyword, "to": args.short_code}
+    return Workload("help", {
+        "warmup": load(WARMUP, 0, 96870000000, **what),
+        "saturation": load(args.count, 0, 96880000000, **what),
+        "latency": load(args.latency_count, args.rate, 96890000000, **what),
+    })
+
+
+def workloads(args: argparse.Namespace, counts: dict[str, int]) -> list[Workload]:
+    chosen = [help_workload(args)]
     if args.parking:
         chosen.append(Workload("parking", {
             run: load(count, rate, base, mix=parking_mix(count, base % 1000003))
@@ -425,6 +439,89 @@ def run_kannel(args: argparse.Namespace, tmp: Path, counts: dict[str, int], chos
     return figures
 
 
+# -- store engines (issue 15) --------------------------------------------------------------------
+
+
+def postgres_pids(server: Any) -> list[int]:
+    from scripts.pgserver import _children
+
+    pid = server.postmaster_pid
+    return [pid, *_children(pid)] if pid else []
+
+
+def engine_run(tmp: Path, args: argparse.Namespace, setup: str, server: Any) -> dict[str, Any]:
+    """One setup ("sqlite-1", "postgresql-1", "postgresql-2"): fresh simulators and nodes."""
+    engine, nodes = setup.split("-")
+    work = tmp / setup
+    work.mkdir()
+    ports = {name: free_port() for name in CARRIERS}
+    control_port = free_port()
+    config = bench_config(work, ports, control_port, args.tps, args.window, args.log_level)
+    text = config.read_text(encoding="utf-8")
+    if engine == "postgresql":
+        url = server.create_database(setup.replace("-", "_"))
+        text = re.sub(r"(?m)^store_path = .*$", f'store_url = "{url}"', text)
+        text = re.sub(r"(?m)^(\[carriers\.\w+\])$", rf"\1\nmax_binds = {nodes}", text)
+    config.write_text(text, encoding="utf-8")
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    sims = spawn_simulators(ports, control_port, args.tps, work / "sims.log")
+    gateways: list[subprocess.Popen[bytes]] = []
+    help_ = help_workload(args).runs
+    try:
+        time.sleep(0.5)
+        for i in range(int(nodes)):
+            gateways.append(subprocess.Popen(
+                [sys.executable, "-m", "smsgw.cli", "run", "--no-simulators", "--config", str(config),
+                 "--node", f"bench{i + 1}", "--admin-port", "0"],
+                cwd=str(ROOT), env=env, stdout=open(work / f"gateway{i + 1}.log", "wb"), stderr=subprocess.STDOUT,
+            ))
+        require_bound(control_port, 30.0)
+        if int(nodes) > 1:  # every node holds its bind of every carrier before the clock starts
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                status = control(control_port, {"op": "status"}, 5)
+                if all(len(c.get("sessions", [])) >= 2 * int(nodes) - (0 if name == "ooredoo" else int(nodes))
+                       for name, c in status.get("carriers", {}).items()):
+                    break
+                time.sleep(0.2)
+        control(control_port, help_["warmup"], 120)
+        pids = [g.pid for g in gateways]
+        db_pids = postgres_pids(server) if engine == "postgresql" else []
+        cpu0, db0 = cpu_seconds(pids), cpu_seconds(db_pids)
+        saturation = control(control_port, help_["saturation"], 900)
+        cpu1, db1 = cpu_seconds(pids), cpu_seconds(db_pids)
+        latency = control(control_port, help_["latency"], 900)
+    finally:
+        for gateway in gateways:
+            stop_process(gateway)
+        stop_process(sims)
+    return {
+        "mo_mt_msgs_per_s": saturation.get("msgs_per_s"),
+        "saturation_p99_ms": saturation.get("p99_ms"),
+        "p50_ms": latency.get("p50_ms"),
+        "p99_ms": latency.get("p99_ms"),
+        "gateway_cpu_ms_per_msg": round((cpu1 - cpu0) * 1000 / args.count, 3),
+        "postgres_cpu_ms_per_msg": round((db1 - db0) * 1000 / args.count, 3) if db_pids else None,
+        "lost": (saturation.get("lost") or 0) + (latency.get("lost") or 0),
+        "duplicates": (saturation.get("duplicates") or 0) + (latency.get("duplicates") or 0),
+    }
+
+
+def compare_engines(args: argparse.Namespace) -> int:
+    from scripts.pgserver import PgServer
+
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as tmpdir, PgServer(fsync=True) as server:
+        for setup in ("sqlite-1", "postgresql-1", "postgresql-2"):
+            results[setup] = engine_run(Path(tmpdir), args, setup, server)
+    base = results["sqlite-1"]["mo_mt_msgs_per_s"] or 1
+    for setup in results.values():
+        setup["vs_sqlite"] = round((setup["mo_mt_msgs_per_s"] or 0) / base, 2)
+    print(json.dumps({"keyword": args.keyword, "mo_count": args.count, "offered_rate": args.rate,
+                      "cores": os.cpu_count(), "engines": results}, ensure_ascii=False))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20000, help="MOs in the saturation run")
@@ -444,7 +541,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer", choices=["kannel"], help="run the same load through this peer too, and compare")
     parser.add_argument("--kannel-store", choices=["none", "file", "spool"], default="none",
                         help="Kannel's message store (none: its default, nothing written per message)")
+    parser.add_argument("--engines", action="store_true",
+                        help="compare 1 node on SQLite, 1 node on PostgreSQL and 2 nodes on PostgreSQL")
     args = parser.parse_args(argv)
+    if args.engines:
+        return compare_engines(args)
     if args.all:
         args.parking = args.status = True
     counts = {"warmup": WARMUP, "saturation": args.status_count, "latency": args.latency_count}

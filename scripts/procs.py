@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,13 +156,15 @@ def peak_rss_mb(pid: int) -> float | None:
 
 
 def spawn_simulators(ports: Mapping[str, int], control_port: int, tps: float | None, log_path: Path,
-                     log_level: str = "warning") -> subprocess.Popen[bytes]:
+                     log_level: str = "warning", max_binds: int | None = None) -> subprocess.Popen[bytes]:
     """`python -m carriers` with the three carriers on `ports` and the control port; its log
     goes to `log_path` (a pipe could fill and block it)."""
     args: list[str] = []
     for name, password in CARRIERS.items():
         spec = f"{name}:{ports[name]}:mm_smsgw:{password}"
         args += ["--sim", spec + (f":{tps}" if tps else "")]
+    if max_binds is not None:
+        args += ["--max-binds", str(max_binds)]
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
             [sys.executable, "-m", "carriers", *args, "--control-port", str(control_port), "--log-level", log_level],
@@ -173,9 +175,11 @@ def spawn_simulators(ports: Mapping[str, int], control_port: int, tps: float | N
 class Simulators:
     """`python -m carriers` with the three carriers and a control port, in its own process."""
 
-    def __init__(self, directory: Path, *, tps: float | None = None, log_level: str = "warning") -> None:
+    def __init__(self, directory: Path, *, tps: float | None = None, log_level: str = "warning",
+                 max_binds: int | None = None) -> None:
         self.directory = directory
         self.tps = tps
+        self.max_binds = max_binds
         self.log_level = log_level
         self.ports = {name: free_port() for name in CARRIERS}
         self.control_port = free_port()
@@ -183,7 +187,8 @@ class Simulators:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> None:
-        self.proc = spawn_simulators(self.ports, self.control_port, self.tps, self.log_path, self.log_level)
+        self.proc = spawn_simulators(self.ports, self.control_port, self.tps, self.log_path, self.log_level,
+                                     self.max_binds)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -205,16 +210,18 @@ class Simulators:
 class GatewayProcess:
     """`smsgw run --no-simulators` on one config and store; killed and restarted at will."""
 
-    def __init__(self, config_path: Path, log_path: Path) -> None:
+    def __init__(self, config_path: Path, log_path: Path, extra_args: Sequence[str] = ()) -> None:
         self.config_path = config_path
         self.log_path = log_path
+        self.extra_args = list(extra_args)  # e.g. --node, --admin-port (several nodes on one store)
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     def start(self) -> None:
         with open(self.log_path, "ab") as log_file:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "smsgw.cli", "run", "--no-simulators", "--config", str(self.config_path)],
+                [sys.executable, "-m", "smsgw.cli", "run", "--no-simulators", "--config", str(self.config_path),
+                 *self.extra_args],
                 cwd=str(ROOT), env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=log_file,
                 stderr=subprocess.STDOUT,
             )

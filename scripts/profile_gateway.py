@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from scripts.bench import (  # noqa: E402
-    CARRIERS, STATUS_BASES, TRANSACTION_ROUTES, WARMUP, bench_config, check_transactions_feature, paid_all_day,
+    CARRIERS, STATUS_BASES, TRANSACTION_ROUTES, WARMUP, bench_config, check_transactions_feature, load, paid_all_day,
     parking_mix, seed_transactions, status_mix,
 )
 from scripts.procs import control, cpu_seconds, free_port, require_bound, spawn_simulators, stop_process  # noqa: E402
@@ -55,14 +55,11 @@ def py_spy() -> str | None:
 
 
 def load_request(workload: str, count: int, base: int, transactions: int, rate: float = 0) -> dict[str, Any]:
-    request: dict[str, Any] = {"op": "load", "count": count, "rate": rate, "msisdn_base": base, "settle_s": 1.0}
     if workload == "help":
-        request.update(keyword="HELP", to="90091")
-    elif workload == "parking":
-        request["mix"] = parking_mix(count, base % 1000003)
-    else:
-        request["mix"] = status_mix(count, transactions)
-    return request
+        return load(count, rate, base, keyword="HELP", to="90091")
+    if workload == "parking":
+        return load(count, rate, base, mix=parking_mix(count, base % 1000003))
+    return load(count, rate, base, mix=status_mix(count, transactions))
 
 
 #: Leaf functions where a thread waits rather than works (py-spy cannot always tell): the store's

@@ -99,24 +99,33 @@ async def start_stack(
     return gateway, sims
 
 
-async def reload_config(gateway: Any, config_path: str, actor: str = "signal:SIGHUP") -> dict[str, Any]:
+async def reload_config(gateway: Any, config_path: str, actor: str = "signal:SIGHUP",
+                        announce: bool = True) -> dict[str, Any]:
     """Re-read the config file; a bad file is refused with its errors logged, and the running
     config is kept. Returns what changed (or the errors). Either way it goes to the audit log
-    as done by `actor` ("token:<name>" from the admin API)."""
+    as done by `actor` ("token:<name>" from the admin API).  With several nodes, a reload applied
+    here is announced so that every node reloads the (shared) file too; `announce` is False for
+    a reload that is itself the answer to one."""
     result = await _reload(gateway, config_path)
     if gateway.store is not None:
         from smsgw.admin.state import record_audit
 
         await record_audit(gateway.store, gateway.clock.seconds(), actor, "reload", config_path,
                            "refused" if "refused" in result else "ok", result)
+    if announce and "refused" not in result:
+        await gateway.announce("reload")
     return result
 
 
 async def _reload(gateway: Any, config_path: str) -> dict[str, Any]:
     try:
+        current = gateway.config
         new = load_checked_config(config_path)
-        if new.store_path != gateway.config.store_path:
-            raise ConfigError([ConfigIssue(config_path, 0, "gateway.store_path",
+        # The node's own options (smsgw run --node, --admin-port) are not in the shared file.
+        new = node_options(new, current.node, current.admin.port if current.admin.enabled else None)
+        if new.store_location != gateway.config.store_location:
+            key = "gateway.store_url" if new.store_url is not None or gateway.config.store_url else "gateway.store_path"
+            raise ConfigError([ConfigIssue(config_path, 0, key,
                                            "cannot change while running; restart the gateway")])
         configure(new.log_level)
         return await gateway.apply_config(new)
@@ -235,9 +244,27 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
 
 
-def run_daemon(config_path: str, simulators: bool = True) -> int:
+def node_options(config: GatewayConfig, node: str | None, admin_port: int | None) -> GatewayConfig:
+    """What differs between nodes sharing one config file: the name, the admin API's port."""
+    import dataclasses
+
+    if admin_port is not None:
+        config = dataclasses.replace(config, admin=dataclasses.replace(config.admin, port=admin_port))
+    if node is not None:
+        config = dataclasses.replace(config, node=node)
+    return config
+
+
+def run_daemon(config_path: str, simulators: bool = True, node: str | None = None,
+               admin_port: int | None = None) -> int:
+    if admin_port is not None and not 0 <= admin_port <= 65535:
+        print(f"--admin-port must be between 0 and 65535, got {admin_port}", file=sys.stderr)
+        return 2
+    if node is not None and not node.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        print(f"--node must be letters, digits, '-', '_' or '.', got {node!r}", file=sys.stderr)
+        return 2
     try:
-        config = load_checked_config(config_path)
+        config = node_options(load_checked_config(config_path), node, admin_port)
     except ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return 2

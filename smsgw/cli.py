@@ -27,6 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the gateway daemon (with embedded simulators by default)")
     _add_config(run)
     run.add_argument("--no-simulators", action="store_true", help="do not start the embedded simulators")
+    run.add_argument("--node", help="this node's name when several share one PostgreSQL store"
+                                    " (default: the host name and admin port)")
+    run.add_argument("--admin-port", type=int, help="the admin API's port, instead of [admin] port"
+                                                    " (nodes on one machine share the config file)")
 
     sim = sub.add_parser("simulate", help="run the carrier SMSC simulators alone")
     _add_config(sim)
@@ -106,7 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from smsgw import app
 
     if args.command == "run":
-        return app.run_daemon(args.config, simulators=not args.no_simulators)
+        return app.run_daemon(args.config, simulators=not args.no_simulators, node=args.node,
+                              admin_port=args.admin_port)
     if args.command == "simulate":
         return app.run_simulators_only(args.config)
     return 2

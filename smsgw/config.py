@@ -135,6 +135,9 @@ class CarrierConfig:
     ussd_abort_tlv: int | None = None  # the vendor TLV whose presence means "hung up"
     ussd_timeout_s: float = 180.0  # a dialogue idle this long is released, the network told
     ussd_tps: float = 100.0  # USSD screens per second we send, at most (the USSD gateway's own budget)
+    # Binds the carrier allows this account at once: with several nodes (store_url), each holds at
+    # most one, leased through the database, and sends at tps / max_binds (smsgw/cluster.py).
+    max_binds: int = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -197,15 +200,29 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ClusterConfig:
+    """`[cluster]`: leases of nodes on one PostgreSQL store (smsgw/cluster.py); unused on SQLite.
+
+    A dead node's binds are taken over within lease_s + heartbeat_s (plus the bind); a node that
+    cannot renew its lease cuts its binds fence_margin_s before the lease could pass."""
+
+    lease_s: float = 6.0
+    heartbeat_s: float = 1.5
+    fence_margin_s: float = 1.5
+
+
+@dataclass(frozen=True, kw_only=True)
 class GatewayConfig:
     """The whole validated configuration.
 
     `store_path` is used as written: a relative path resolves against the process's current working
-    directory, not against the configuration file's directory.
+    directory, not against the configuration file's directory.  `store_url` (a PostgreSQL URL)
+    replaces it for several nodes on one database; `store_location` is whichever is in force.
     """
 
     path: str
     store_path: str = "var/smsgw.sqlite3"
+    store_url: str | None = None
     #: A group whose members may read the store and settlement files (0640); None: the owner only (0600).
     file_group: str | None = None
     log_level: str = "info"
@@ -221,6 +238,14 @@ class GatewayConfig:
     routes: tuple[RouteConfig, ...] = ()
     abuse: AbuseConfig = field(default_factory=AbuseConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig())
+    #: This node's name among several on one PostgreSQL (`smsgw run --node`); None: derived.
+    node: str | None = None
+
+    @property
+    def store_location(self) -> str:
+        """What the store opens: the PostgreSQL URL if one is set, else the SQLite file."""
+        return self.store_url if self.store_url is not None else self.store_path
 
     def carrier(self, name: str) -> CarrierConfig:
         for carrier in self.carriers:
@@ -357,6 +382,7 @@ def _build(
 
     gw = _Table(checker, ("gateway",), root.table("gateway", {}) or {})
     store_path = gw.string("store_path", "var/smsgw.sqlite3", min_len=1)
+    store_url = _store_url(gw)
     file_group = _file_group(gw)
     log_level = gw.choice("log_level", "info", LOG_LEVELS)
     mo_reassembly_timeout_s = gw.number("mo_reassembly_timeout_s", 120.0, hi=86400)
@@ -376,6 +402,7 @@ def _build(
     simulators = _simulators(checker, root, known_profiles)
     routes = _routes(checker, root)
     admin = _admin(checker, root)
+    cluster = _cluster(_Table(checker, ("cluster",), root.table("cluster", {}) or {}))
     root.finish()
 
     _check_carriers_and_simulators(checker, carriers, simulators, embedded, control_port)
@@ -386,6 +413,7 @@ def _build(
     return GatewayConfig(
         path=path,
         store_path=store_path,
+        store_url=store_url,
         file_group=file_group,
         log_level=log_level,
         mo_reassembly_timeout_s=mo_reassembly_timeout_s,
@@ -399,9 +427,38 @@ def _build(
         routes=tuple(routes),
         abuse=abuse,
         admin=admin,
+        cluster=cluster,
     )
 
 
+def _store_url(gw: _Table) -> str | None:
+    """`store_url = "postgresql://user@host:port/db"`, instead of `store_path`, never with it."""
+    url = gw.string("store_url", None, min_len=1)
+    if url is None:
+        return None
+    if "store_path" in gw.data:
+        gw.error("store_url", "set either store_path (SQLite) or store_url (PostgreSQL), not both")
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError as exc:
+        gw.error("store_url", f"not a valid URL ({exc})")
+        return None
+    if parts.scheme not in ("postgresql", "postgres"):
+        gw.error("store_url", "must be a postgresql:// URL (postgresql://user@host:port/database),"
+                             f" got scheme {parts.scheme + ':' if parts.scheme else 'none'}")
+        return None
+    if not parts.path.strip("/") and "dbname=" not in parts.query:
+        gw.error("store_url", "names no database (postgresql://user@host:port/database)")
+        return None
+    if parts.password:
+        gw.error("store_url", "must not hold a password: put it in ~/.pgpass or PGPASSWORD, or use a "
+                              "client certificate (?sslcert=...), so the config can be shared")
+        return None
+    return url
 def _file_group(t: _Table) -> str | None:
     name = t.string("file_group", None, min_len=1)
     if name is None:
@@ -412,6 +469,24 @@ def _file_group(t: _Table) -> str | None:
         t.error("file_group", f"no group named {_show(name)} on this machine")
         return None
     return name
+
+
+def _cluster(t: _Table) -> ClusterConfig:
+    d = ClusterConfig()
+    lease = t.number("lease_s", d.lease_s, lo=1.0, hi=600.0)
+    heartbeat = t.number("heartbeat_s", d.heartbeat_s, lo=0.05, hi=300.0)
+    margin = t.number("fence_margin_s", d.fence_margin_s, lo=0.0, hi=300.0)
+    t.finish()
+    if lease is not None and heartbeat is not None and margin is not None and heartbeat * 2 > lease - margin:
+        # Two heartbeats must fit before the fence, or one slow round trip cuts every bind.
+        key = "heartbeat_s" if "heartbeat_s" in t.data else "lease_s"
+        t.error(key, f"heartbeat_s ({_fmt_num(heartbeat)}) must fit twice in lease_s - fence_margin_s"
+                     f" ({_fmt_num(lease)} - {_fmt_num(margin)})")
+    return ClusterConfig(
+        lease_s=d.lease_s if lease is None else lease,
+        heartbeat_s=d.heartbeat_s if heartbeat is None else heartbeat,
+        fence_margin_s=d.fence_margin_s if margin is None else margin,
+    )
 
 
 def _abuse(t: _Table) -> AbuseConfig:
@@ -481,6 +556,7 @@ def _carriers(checker: _Checker, root: _Table) -> list[CarrierConfig]:
             # Bits 0-4 are defined (receipt, SME ack, intermediate notification); higher bits are reserved.
             registered_delivery=t.integer("registered_delivery", 1, 0, 0x1F),
             enabled=t.boolean("enabled", True),
+            max_binds=t.integer("max_binds", 1, 1, 64),
             **_ussd_settings(t),
         )
         t.finish()

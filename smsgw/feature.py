@@ -41,6 +41,9 @@ class ServiceContext:
     config_dir: Path
     #: Enabled carriers with the short codes each serves.
     short_codes: Mapping[str, tuple[str, ...]]
+    #: Whether this node runs the once-only jobs (reminders, notices) now: always on one node; on
+    #: several sharing one database, the node holding the jobs role (smsgw/cluster.py).
+    runs_jobs: Callable[[], bool] = lambda: True
 
     def now(self) -> float:
         return self.clock.seconds()

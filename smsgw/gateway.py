@@ -10,6 +10,7 @@ crash is found unprocessed in the store at start-up and processed then.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -36,7 +37,9 @@ from smsgw.router import Router
 from smsgw.smpp import constants as c
 from smsgw.smpp.connector import CarrierConnector
 from smsgw.smpp.pdu import Pdu
-from smsgw.store import NewMo, NewMoPart, NewMt, Store, StoreUnavailable
+from smsgw.cluster import SCHEMA as CLUSTER_SCHEMA
+from smsgw.cluster import ClusterMember, ClusterSettings, ConfigListener, default_node_name
+from smsgw.store import NewMo, NewMoPart, NewMt, Outbound, Store, StoreUnavailable, is_postgres
 from smsgw.textnorm import detect_lang
 from smsgw.traffic import TrafficLog
 from smsgw.ussd.channel import UssdChannel
@@ -108,6 +111,7 @@ class Gateway(MultiService):
         self.accepting = False
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._processing: set[int] = set()  # inbound ids being processed now
         self._sweeper: LoopingCall | None = None
         self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0,
                                          "carried_out_unanswered": 0}
@@ -116,6 +120,12 @@ class Gateway(MultiService):
         self.admin: AdminService | None = None  # the admin HTTP API, when enabled in config
         # Route changes made through the admin API, laid over the config's routes (smsgw/admin/state.py).
         self.route_overrides = RouteOverrides()
+        #: This node's name (logs, the database's view, metrics); several nodes share one config.
+        self.node = config.node or default_node_name(config.admin.port if config.admin.enabled else None)
+        #: Several nodes on one PostgreSQL: this node's membership (leases, binds, jobs role).
+        self.cluster: ClusterMember | None = None
+        self._cluster_loops: list[LoopingCall] = []
+        self._listener: ConfigListener | None = None
         self.metrics = GatewayMetrics()
         self.metrics.attach(self)
 
@@ -124,30 +134,221 @@ class Gateway(MultiService):
     async def start(self) -> None:
         cfg = self.config
         self.store = await Store.open(
-            cfg.store_path, clock=self.clock.seconds, mo_dedupe_window=cfg.mo_dedupe_window_s,
-            file_group=cfg.file_group,
-            components=[USSD_SESSIONS, OPERATOR_SCHEMA, *(f.schema for f in self.features if f.schema is not None)],
+            cfg.store_location, clock=self.clock.seconds, mo_dedupe_window=cfg.mo_dedupe_window_s,
+            file_group=cfg.file_group, node=self.node,
+            components=[USSD_SESSIONS, OPERATOR_SCHEMA, CLUSTER_SCHEMA,
+                        *(f.schema for f in self.features if f.schema is not None)],
         )
         try:
+            if is_postgres(cfg.store_location):
+                await self._join_cluster(self.store)
             await self._start_on(self.store)
         except BaseException:
             # A feature's config error, say: close the store, or its thread keeps the process alive.
+            if self.cluster is not None:
+                await self.cluster.engine.close()
             await self.store.close()
             raise
+
+    # -- several nodes (smsgw/cluster.py) ------------------------------------------------
+
+    async def _join_cluster(self, store: Store) -> None:
+        from smsgw.store.postgres import PostgresEngine
+
+        cfg = self.config
+        # Its own connection: a heartbeat never waits behind a group commit.
+        engine = await PostgresEngine.open(cfg.store_location, application_name=self.node)
+        admin = f"http://{cfg.admin.host}:{cfg.admin.port}" if cfg.admin.enabled else None
+        member = ClusterMember(
+            engine, self.node,
+            ClusterSettings(lease_s=cfg.cluster.lease_s, heartbeat_s=cfg.cluster.heartbeat_s,
+                            fence_margin_s=cfg.cluster.fence_margin_s),
+            self.clock, lambda: {name: c.max_binds for name, c in self.carriers.items()}, admin=admin,
+            on_slot=self._slot_acquired, on_slot_lost=self._slot_lost, on_fence=self._fenced,
+            on_unfence=self._unfenced, on_reset=self._cluster_reset,
+        )
+        try:
+            await member.join()
+        except BaseException:
+            await engine.close()
+            raise
+        self.cluster = member
+        self.metrics.node = self.node  # several nodes are scraped as one job: label every sample
+        store.node_tag = lambda: member.incarnation
+        store.claim_for = self._claim_for
+
+    @property
+    def clustered(self) -> bool:
+        return self.cluster is not None
+
+    def runs_jobs(self) -> bool:
+        """Whether this node runs the once-only jobs now (always, on a single node)."""
+        return self.cluster is None or (self.cluster.jobs and not self.cluster.fenced)
+
+    def _sending_config(self, carrier: CarrierConfig) -> CarrierConfig:
+        """A carrier as one bind slot sends to it: several nodes share its TPS budgets by slot."""
+        if self.cluster is None or carrier.max_binds <= 1:
+            return carrier
+        share = carrier.max_binds
+        return dataclasses.replace(carrier, tps=carrier.tps / share, ussd_tps=carrier.ussd_tps / share)
+
+    def _claim_for(self, carrier: str, channel: str) -> str | None:
+        # Runs on the store's thread, reading plain attributes the loop sets.
+        member = self.cluster
+        if member is None or not member.may_send(carrier) or self.queue is None:
+            return None
+        if channel == Channel.USSD.value:
+            return member.incarnation  # a screen takes its own lane, whatever the SMS backlog
+        sender = self.queue.senders.get(carrier)
+        # Keep an MT only while this node can send it within about a second; beyond that it is
+        # left unclaimed, for whichever node holding another of the carrier's binds has room.
+        if sender is None or sender.fenced or (
+                sender.depth + sender.claiming >= min(sender.high_water, max(10.0, sender.config.tps))):
+            return None
+        return member.incarnation
+
+    def _accepts(self, outbound: Outbound) -> bool:
+        return self.cluster is not None and outbound.claimed_by == self.cluster.incarnation
+
+    def _slot_acquired(self, carrier: str, slot: int) -> None:
+        config = self.carriers.get(carrier)
+        if config is None or self.queue is None:
+            if self.cluster is not None:
+                self.cluster.release(carrier)
+            return
+        old = self.connectors.get(carrier)
+        if old is not None and old.running:
+            old.abort()
+        connector = self._connector(config, start=False)
+        connector.startService()
+        sender = self.queue.senders.get(carrier)
+        if sender is not None:
+            sender.rebind(self._sending_config(config), connector)
+            sender.unfence()
+            sender.load_backlog()  # claim what is waiting
+
+    def _slot_lost(self, carrier: str) -> None:
+        connector = self.connectors.get(carrier)
+        if connector is not None and connector.running:
+            connector.abort()
+        sender = self.queue.senders.get(carrier) if self.queue is not None else None
+        if sender is not None:
+            sender.fence()
+            sender.forget_all()
+
+    def _fenced(self) -> None:
+        if self.queue is not None:
+            for sender in self.queue.senders.values():
+                sender.fence()
+        for connector in self.connectors.values():
+            if connector.running:
+                connector.abort()
+
+    def _unfenced(self) -> None:
+        if self.cluster is not None:
+            for carrier, slot in list(self.cluster.slots.items()):
+                self._slot_acquired(carrier, slot)
+
+    def _cluster_reset(self) -> None:
+        if self.queue is not None:
+            for sender in self.queue.senders.values():
+                sender.fence()
+                sender.forget_all()
+
+    def _poll_claims(self) -> None:
+        """Several nodes: take MTs stored unclaimed (by a node without this carrier's bind, or
+        left by a dead one) for the carriers this node sends to."""
+        if self.cluster is None or self.queue is None or self.cluster.fenced:
+            return
+        for carrier in list(self.cluster.slots):
+            sender = self.queue.senders.get(carrier)
+            if sender is not None and not sender.fenced:
+                sender.load_backlog()
+
+    async def _adopt_orphans(self) -> None:
+        """The jobs node processes the MOs a dead node acknowledged but never answered."""
+        if self.cluster is None or self.store is None or not self.accepting or not self.runs_jobs():
+            return
+        try:
+            ids = await self.cluster.adopt_orphan_mos(float("inf"))
+            if not ids:
+                return
+            orphans = await self.store.unprocessed_by_ids(ids)
+        except Exception as exc:  # noqa: BLE001 - the next round tries again
+            log.error("orphan_mos_not_adopted", error=f"{type(exc).__name__}: {exc}")
+            return
+        log.warning("orphan_mos_adopted", count=len(orphans))
+        for inbound in orphans:
+            self._spawn(self._process(inbound))
+
+    # -- live configuration across nodes ----------------------------------------------------
+
+    async def set_paused(self, carrier: str, paused: bool, actor: str) -> None:
+        """Pause or resume sending to a carrier: on this node, and with several nodes on every
+        node (recorded in the store, announced) and across restarts."""
+        assert self.queue is not None
+        sender = self.queue.senders[carrier]
+        sender.pause() if paused else sender.resume()
+        if self.cluster is not None:
+            await self.cluster.set_paused(carrier, paused, actor)
+
+    async def announce(self, kind: str) -> None:
+        """Several nodes: tell the others a change of `kind` (routes, reload) is committed."""
+        if self.cluster is None:
+            return
+        try:
+            await self.cluster.announce(kind)
+        except Exception as exc:  # noqa: BLE001 - the others resync at their next reconnect
+            log.error("config_change_not_announced", kind=kind, error=f"{type(exc).__name__}: {exc}")
+
+    def _config_changed(self, message: dict[str, Any]) -> None:
+        self._spawn(self._apply_change(message))
+
+    async def _apply_change(self, message: dict[str, Any]) -> None:
+        kind, origin = message.get("kind"), message.get("origin")
+        if not self.accepting or self.store is None or self.router is None or self.queue is None:
+            return
+        try:
+            if kind in ("pause", "resync") and self.cluster is not None:
+                for carrier, paused in (await self.cluster.paused_carriers()).items():
+                    sender = self.queue.senders.get(carrier)
+                    if sender is not None and sender.paused != paused:
+                        sender.pause() if paused else sender.resume()
+                        log.info("carrier_" + ("paused" if paused else "resumed"), carrier=carrier, by_node=origin)
+            if kind in ("routes", "resync"):
+                self.route_overrides = await RouteOverrides.load(self.store)
+                self.router.replace_routes(self.route_overrides.apply(self.config.routes))
+                log.info("routes_reloaded", by_node=origin, routes=len(self.router.routes))
+            if kind == "reload" and self.config.path:
+                from smsgw.app import reload_config
+
+                await reload_config(self, self.config.path, actor=f"node:{origin}", announce=False)
+        except Exception as exc:  # noqa: BLE001 - a resync at the next reconnect puts it right
+            log.error("config_change_not_applied", kind=kind, by_node=origin, error=f"{type(exc).__name__}: {exc}")
+
+    def _start_cluster_loops(self) -> None:
+        claims = LoopingCall(self._poll_claims)
+        orphans = LoopingCall(lambda: Deferred.fromFuture(asyncio.ensure_future(self._adopt_orphans())))
+        for loop, interval in ((claims, 0.25), (orphans, 2.0)):
+            loop.clock = self.clock
+            loop.start(interval, now=False)
+            self._cluster_loops.append(loop)
 
     async def _start_on(self, store: Store) -> None:
         cfg = self.config
         senders: dict[str, CarrierSender] = {}
         for name, carrier in self.carriers.items():
-            connector = self._connector(carrier)
-            senders[name] = CarrierSender(carrier, connector, store, self.clock, on_result=self._mt_result)
+            senders[name] = self._sender(carrier, store)
         self.queue = OutboundQueue(senders)
+        if self.cluster is not None:
+            self.queue.accepts = self._accepts
         self.context = ServiceContext(
             store=store, clock=self.service_clock, send=self.send, enqueue=self.queue.enqueue,
             # Validity is counted by the clock the queue expires by, not by business time.
             new_mt=lambda reply, kind: self._draft(reply, None, self.clock.seconds(), kind),
             config_dir=cfg.config_dir,
             short_codes=cfg.short_codes,
+            runs_jobs=self.runs_jobs,
         )
         handlers = {name: factory(self.context) for f in self.features for name, factory in f.handlers.items()}
         self.route_overrides = await RouteOverrides.load(store)
@@ -159,26 +360,50 @@ class Gateway(MultiService):
         self.admin = self._admin_service(handlers)
         # USSD dialogues: the app is the handler a feature registers as "ussd" (none: "not offered").
         self.ussd = UssdChannel(store, self.clock, lambda: self.carriers, self.queue.enqueue,
-                                find_app(handlers), bound_since=self._bound_since)
+                                find_app(handlers), bound_since=self._bound_since, shared=self.clustered,
+                                runs_jobs=self.runs_jobs)
         self.ussd.setServiceParent(self)
         self.traffic = TrafficLog(self)  # per-message events are at debug: their counts at info
         self.traffic.setServiceParent(self)
         backlog = (await store.counts()).get("mt_queued", 0)
-        for sender in senders.values():
-            sender.load_backlog()
-        unprocessed = await store.unprocessed_mos()
-        for inbound in unprocessed:
-            self._spawn(self._process(inbound))
+        unprocessed: list[Inbound] = []
+        if self.cluster is None:
+            for sender in senders.values():
+                sender.load_backlog()
+            unprocessed = await store.unprocessed_mos()
+            for inbound in unprocessed:
+                self._spawn(self._process(inbound))
+        else:
+            # Several nodes: MTs are claimed once this node holds a carrier's bind slot, and the MOs
+            # a dead node left are taken over by the node running the jobs (_adopt_orphans).
+            self.cluster.setServiceParent(self)
+            self._start_cluster_loops()
+            self._listener = ConfigListener(cfg.store_location, self.node, self._config_changed,
+                                            asyncio.get_running_loop(), application_name=self.node)
+            self._listener.start()
         self.accepting = True
         self.started_at = self.clock.seconds()
         self._sweeper = LoopingCall(lambda: Deferred.fromFuture(asyncio.ensure_future(self._sweep_reassembly())))
         self._sweeper.clock = self.clock
         self._sweeper.start(max(1.0, cfg.mo_reassembly_timeout_s / 4), now=False)
         log.info("gateway_started", carriers=sorted(self.carriers), resumed_mts=backlog,
-                 resumed_mos=len(unprocessed), store=cfg.store_path)
+                 resumed_mos=len(unprocessed), store=store.location, node=self.node,
+                 cluster=self.cluster is not None)
         self.startService()
+        if self.admin is not None and self.cluster is not None:
+            # Where operators reach this node (the port an ephemeral 0 became, now it listens).
+            self.cluster.admin = f"http://{cfg.admin.host}:{self.admin.port}"
 
-    def _connector(self, carrier: CarrierConfig) -> CarrierConnector:
+    def _sender(self, carrier: CarrierConfig, store: Store) -> CarrierSender:
+        # Several nodes: no connector runs until this node holds one of the carrier's bind slots.
+        connector = self._connector(carrier, start=self.cluster is None)
+        sender = CarrierSender(self._sending_config(carrier), connector, store, self.clock, on_result=self._mt_result)
+        if self.cluster is not None:
+            sender.claims = self.cluster.claim
+            sender.fenced = True  # until a bind slot is ours
+        return sender
+
+    def _connector(self, carrier: CarrierConfig, start: bool = True) -> CarrierConnector:
         connector = CarrierConnector(
             carrier=carrier.name,
             host=carrier.host,
@@ -196,7 +421,8 @@ class Gateway(MultiService):
             clock=self.clock,
             reactor=self.reactor,
         )
-        connector.setServiceParent(self)
+        if start:
+            connector.setServiceParent(self)
         self.connectors[carrier.name] = connector
         return connector
 
@@ -212,21 +438,30 @@ class Gateway(MultiService):
         added = sorted(n for n in new_carriers if n not in self.carriers)
         removed = sorted(n for n in self.carriers if n not in new_carriers)
         for name in changed + removed:
-            stopped = self.connectors.pop(name).disownServiceParent()
+            connector = self.connectors.pop(name)
+            if self.cluster is not None:
+                stopped = connector.stopService() if connector.running else None
+            else:
+                stopped = connector.disownServiceParent()
             if stopped is not None:  # None when the gateway itself is not running
                 await stopped.asFuture(asyncio.get_running_loop())
         for name in removed:
             # Its queued MTs stay in the store and go out when the carrier comes back.
             self.queue.senders.pop(name).stop()
+            if self.cluster is not None:
+                self.cluster.release(name)
         for name in changed:
             sender = self.queue.senders[name]
-            connector = self._connector(new_carriers[name])
-            sender.rebind(new_carriers[name], connector)
+            held = self.cluster is not None and self.cluster.may_send(name)
+            connector = self._connector(new_carriers[name], start=self.cluster is None)
+            if held:
+                connector.startService()
+            sender.rebind(self._sending_config(new_carriers[name]), connector)
         for name in added:
-            carrier = new_carriers[name]
-            sender = CarrierSender(carrier, self._connector(carrier), self.store, self.clock, on_result=self._mt_result)
+            sender = self._sender(new_carriers[name], self.store)
             self.queue.senders[name] = sender
-            sender.load_backlog()
+            if self.cluster is None:
+                sender.load_backlog()
         self.carriers = new_carriers
         self.config = new
         if self.context is not None:
@@ -240,14 +475,28 @@ class Gateway(MultiService):
         self.accepting = False
         if self._sweeper is not None and self._sweeper.running:
             self._sweeper.stop()
+        for loop in self._cluster_loops:
+            if loop.running:
+                loop.stop()
+        if self._listener is not None:
+            self._listener.stop()
         if self.queue is not None:
             self.queue.stop()
+        loop_ = asyncio.get_running_loop()
+        if self.cluster is not None:
+            # Unbind before the slots are given up (the cluster service leaves last), so the node
+            # taking them over never binds beside us.
+            for connector in self.connectors.values():
+                if connector.running:
+                    await connector.stopService().asFuture(loop_)
         if self.running:
-            await self.stopService().asFuture(asyncio.get_running_loop())
+            await self.stopService().asFuture(loop_)
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self.queue is not None:
             await self.queue.drain_writes()
+        if self.cluster is not None:
+            await self.cluster.engine.close()
         if self.store is not None:
             await self.store.close()
         log.info("gateway_stopped")
@@ -375,6 +624,8 @@ class Gateway(MultiService):
             self.counters["mo_duplicate"] += 1
             self.carrier_counters[carrier.name, "mo_duplicate"] += 1
             log.debug("mo_duplicate", carrier=carrier.name, msisdn=mask_msisdn(msisdn))
+            if inbound is not None and inbound.id not in self._processing:
+                self._spawn(self._resume_if_unfinished(inbound))
             return c.ESME_ROK, None
         self.counters["mo"] += 1
         self.carrier_counters[carrier.name, "mo_accepted"] += 1
@@ -388,6 +639,8 @@ class Gateway(MultiService):
         if self.store is None or not self.accepting:
             return
         self.abuse.forget_idle(self.clock.seconds())
+        if not self.runs_jobs():
+            return  # another node sweeps the parts of the cluster
         cutoff = self.clock.seconds() - self.config.mo_reassembly_timeout_s
         try:
             groups = await self.store.expired_part_groups(cutoff)
@@ -410,8 +663,36 @@ class Gateway(MultiService):
             log.warning("mo_parts_timed_out", carrier=first["carrier"], have=len(parts), total=first["total"])
             self._spawn(self._process(inbound))
 
+    async def _resume_if_unfinished(self, inbound: Inbound) -> None:
+        """A redelivery of an MO stored but never processed here: the store committed it although
+        the carrier was told it had not (the database went away during COMMIT, so the answer was
+        0x64), or it was left by an earlier run.  Process it now, unless another live node owns
+        it (that node processes it; if it dies, the jobs node takes it over)."""
+        assert self.store is not None
+        try:
+            state = await self.store.mo_progress(inbound.id)
+        except StoreUnavailable:
+            return
+        if state is None or state[0] or inbound.id in self._processing:
+            return
+        owner = state[1]
+        mine = self.cluster.incarnation if self.cluster is not None else None
+        if owner is not None and owner != mine:
+            return
+        log.warning("mo_resumed_on_redelivery", carrier=inbound.carrier, inbound_id=inbound.id)
+        await self._process(inbound)
+
     async def _process(self, inbound: Inbound) -> None:
         """Run the handler and commit its replies together with 'processed' (exactly once)."""
+        if inbound.id in self._processing:
+            return  # already under way here (a redelivery raced its first copy)
+        self._processing.add(inbound.id)
+        try:
+            await self._process_once(inbound)
+        finally:
+            self._processing.discard(inbound.id)
+
+    async def _process_once(self, inbound: Inbound) -> None:
         assert self.router is not None and self.store is not None and self.queue is not None
         if inbound.channel is Channel.USSD and self.ussd is not None:
             await self._process_ussd(inbound)
@@ -503,9 +784,14 @@ class Gateway(MultiService):
 
     def _bound_since(self, carrier: str) -> float | None:
         connector = self.connectors.get(carrier)
-        if connector is None or connector.transmitter() is None:
-            return None
-        return connector.bound_since
+        if connector is not None and connector.transmitter() is not None:
+            return connector.bound_since
+        if self.cluster is not None:
+            # Another node holds the bind (the timeouts run on the jobs node): since its lease on
+            # the slot, as the last heartbeat saw it.
+            held = [b["acquired_at"] for b in self.cluster.view.binds if b["carrier"] == carrier and b["held"]]
+            return min(held) if held else None
+        return None
 
     def _mt_result(self, carrier: str, outbound: Any, result: str) -> None:
         if result == "sent":

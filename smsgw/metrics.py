@@ -26,6 +26,8 @@ BIND_STATES = ("binding", "bound", "refused", "stopped")
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
+        #: Every sample carries node="<name>" (several nodes are scraped as one job).
+        self.node: str | None = None
         self.mo_processing = Histogram(
             "smsgw_mo_processing_seconds",
             "From an MO's acceptance to its replies being committed to the queue.",
@@ -41,7 +43,22 @@ class GatewayMetrics:
         self.registry.register(_GatewayCollector(gateway))
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        if self.node is None:
+            return generate_latest(self.registry)
+        return generate_latest(_Labelled(self.registry, {"node": self.node}))  # type: ignore[arg-type]
+
+
+class _Labelled:
+    """A registry's metrics with constant labels added to every sample, for generate_latest."""
+
+    def __init__(self, registry: CollectorRegistry, labels: dict[str, str]) -> None:
+        self._registry = registry
+        self._labels = labels
+
+    def collect(self) -> Iterator[Any]:
+        for metric in self._registry.collect():
+            metric.samples = [s._replace(labels={**self._labels, **s.labels}) for s in metric.samples]
+            yield metric
 
 
 class _GatewayCollector:
@@ -128,3 +145,24 @@ class _GatewayCollector:
             for reason, value in sorted(gw.admin.site.refusals.items()):
                 refused.add_metric([reason], value)
         yield refused
+
+        member = gw.cluster
+        if member is not None:
+            fenced = GaugeMetricFamily("smsgw_cluster_fenced",
+                                       "1 while this node cannot renew its lease and has cut its binds.")
+            fenced.add_metric([], 1.0 if member.fenced else 0.0)
+            jobs = GaugeMetricFamily("smsgw_cluster_jobs", "1 while this node runs the once-only jobs.")
+            jobs.add_metric([], 1.0 if member.jobs and not member.fenced else 0.0)
+            slots = GaugeMetricFamily("smsgw_cluster_bind_slot", "1 for each carrier bind slot this node holds.",
+                                      labels=["carrier", "slot"])
+            for carrier, slot in sorted(member.slots.items()):
+                slots.add_metric([carrier, str(slot)], 1.0)
+            beats = CounterMetricFamily("smsgw_cluster_heartbeats", "Lease renewals, by result.", labels=["result"])
+            beats.add_metric(["ok"], member.heartbeats)
+            beats.add_metric(["failed"], member.failed_heartbeats)
+            events = CounterMetricFamily("smsgw_cluster_events", "Fences and lost leases.", labels=["event"])
+            events.add_metric(["fenced"], member.fences)
+            events.add_metric(["lease_lost"], member.resets)
+            nodes = GaugeMetricFamily("smsgw_cluster_nodes_alive", "Nodes whose lease runs, as last seen.")
+            nodes.add_metric([], sum(1 for n in member.view.nodes if n["alive"]))
+            yield from (fenced, jobs, slots, beats, events, nodes)

@@ -2,23 +2,44 @@
 
 Each step is a tuple of single SQL statements (not a script): Python's `executescript` commits
 before it runs, and the whole upgrade must happen inside ONE transaction so that a crash halfway
-leaves the previous schema intact.  A step may call the SQL functions `migrate` registers (the
-MO content hash), so data can be carried over into a new shape.  Steps are append-only: never edit a released step, add a new
-one that alters what the old one made.
+leaves the previous schema intact.  A statement may also be a Python function of the connection,
+run in the same transaction: that is how data is carried over into a new shape when the new shape
+needs a value SQL cannot compute the same way on both engines (the MO content hash).  Steps are
+append-only: never edit a released step, add a new one that alters what the old one made.
+
+The same steps build the schema on both engines.  They are written in SQLite's words; on
+PostgreSQL the store's dialect layer maps the column types (INTEGER PRIMARY KEY becomes an
+identity column, INTEGER bigint, REAL double precision, BLOB bytea; WITHOUT ROWID is dropped),
+see smsgw/store/dialect.py.  Write steps that both accept: no SQLite-only functions, booleans as
+INTEGER 0/1.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from typing import Final
+from collections.abc import Callable, Sequence
+from typing import Any, Final, Union
 
 from smsgw.redelivery import content_hash
 
-#: The SQL name of `redelivery.content_hash` during migrations (steps that fingerprint stored MOs).
-CONTENT_HASH_SQL: Final = "smsgw_content_hash"
+#: One statement of a step: SQL, or a function run on the connection inside the migration.
+Statement = Union[str, Callable[[Any], None]]
+
+
+def _fingerprint_stored_mos(conn: Any) -> None:
+    """Step 2's carry-over: every stored MO with a carrier id gets its redelivery fingerprint
+    (smsgw/redelivery.py computes it; the same in Python for either engine)."""
+    rows = conn.execute(
+        "SELECT carrier, carrier_msg_id, msisdn, short_code, text, channel, session_id, session_event, id,"
+        " received_at FROM inbound WHERE carrier_msg_id IS NOT NULL ORDER BY id"
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO mo_seen (carrier, carrier_msg_id, content_hash, inbound_id, received_at) VALUES (?, ?, ?, ?, ?)",
+        [(r[0], r[1], content_hash(r[2], r[3], r[4], r[5], r[6], r[7]), r[8], r[9]) for r in rows],
+    )
+
 
 # Version N is reached by applying MIGRATIONS[0..N-1] in order.
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
+MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
     # 1: initial schema.
     (
         # Inbound (MO) messages; processed_at stays NULL until complete_mo, which is how a
@@ -156,16 +177,21 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         # MOs already stored stay recognised after the upgrade (ones older than the window are
         # pruned by the store later); the old unique index made (carrier, id) unique, so each
         # becomes one row.
-        f"""INSERT INTO mo_seen (carrier, carrier_msg_id, content_hash, inbound_id, received_at)
-            SELECT carrier, carrier_msg_id,
-                   {CONTENT_HASH_SQL}(msisdn, short_code, text, channel, session_id, session_event),
-                   id, received_at
-            FROM inbound WHERE carrier_msg_id IS NOT NULL""",
+        _fingerprint_stored_mos,
         "DROP INDEX inbound_dedupe",
     ),
     # 3: what became of an MO the abuse guard kept from its normal answer (muted, limited,
     # ignored); NULL for an MO answered normally.  The status page shows it instead of "processed".
     ("ALTER TABLE inbound ADD COLUMN disposition TEXT",),
+    # 4: several nodes on one database (smsgw/cluster.py).  Which incarnation of which node accepted
+    # an MO (its MOs left unprocessed are taken over when its lease passes), and which one claimed a
+    # queued MT to send it (void once that lease passed).  Both stay NULL on a single node.
+    (
+        "ALTER TABLE inbound ADD COLUMN node TEXT",
+        "ALTER TABLE outbound ADD COLUMN claimed_by TEXT",
+        "CREATE INDEX outbound_claims ON outbound (carrier, id) WHERE state = 'queued'",
+        "CREATE INDEX inbound_unprocessed_node ON inbound (node) WHERE processed_at IS NULL",
+    ),
 )
 
 LATEST: Final[int] = len(MIGRATIONS)
@@ -175,7 +201,7 @@ class SchemaTooNew(RuntimeError):
     """The database was written by a newer gateway; running old code on it could corrupt it."""
 
 
-def current_version(conn: sqlite3.Connection) -> int:
+def current_version(conn: Any) -> int:
     conn.execute(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)"
@@ -184,15 +210,31 @@ def current_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def migrate(conn: sqlite3.Connection, path: str = "") -> tuple[int, int]:
+#: Opens the migration's transaction with the database's write lock, so that two processes
+#: opening the same fresh database cannot both create the tables.  SQLite's; PostgreSQL's engine
+#: passes its own (a transaction-scoped advisory lock).
+BEGIN_EXCLUSIVE: Final[tuple[str, ...]] = ("BEGIN IMMEDIATE",)
+
+
+def _run(conn: Any, statement: Statement) -> None:
+    if callable(statement):
+        statement(conn)
+    else:
+        conn.execute(statement)
+
+
+def _begin(conn: Any, begin: Sequence[str]) -> None:
+    for statement in begin:
+        conn.execute(statement)
+
+
+def migrate(conn: Any, path: str = "", begin: Sequence[str] = BEGIN_EXCLUSIVE) -> tuple[int, int]:
     """Bring the schema to LATEST in one transaction; returns (version before, version after).
 
     `conn` must be in autocommit mode (isolation_level=None) so that BEGIN/COMMIT here are the
-    only transaction control.  BEGIN IMMEDIATE takes the write lock up front, so two processes
-    opening the same fresh file cannot both try to create the tables.
+    only transaction control; `begin` opens the transaction holding the write lock.
     """
-    conn.create_function(CONTENT_HASH_SQL, 6, content_hash, deterministic=True)
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn, begin)
     try:
         before = current_version(conn)
         if before > LATEST:
@@ -203,7 +245,7 @@ def migrate(conn: sqlite3.Connection, path: str = "") -> tuple[int, int]:
             )
         for version in range(before + 1, LATEST + 1):
             for statement in MIGRATIONS[version - 1]:
-                conn.execute(statement)
+                _run(conn, statement)
         if before == 0:
             conn.execute("INSERT INTO schema_version (id, version) VALUES (1, ?)", (LATEST,))
         elif before != LATEST:
@@ -218,13 +260,15 @@ def migrate(conn: sqlite3.Connection, path: str = "") -> tuple[int, int]:
 
 #: A feature's own schema: (component name, its append-only steps). Features such as parking or
 #: transaction status bring their tables this way, so the core schema above never learns of them.
-Component = tuple[str, tuple[tuple[str, ...], ...]]
+Component = tuple[str, tuple[tuple[Statement, ...], ...]]
 
 
-def migrate_component(conn: sqlite3.Connection, name: str, steps: tuple[tuple[str, ...], ...], path: str = "") -> tuple[int, int]:
+def migrate_component(
+    conn: Any, name: str, steps: tuple[tuple[Statement, ...], ...], path: str = "", begin: Sequence[str] = BEGIN_EXCLUSIVE
+) -> tuple[int, int]:
     """Bring one feature component to its latest step, in one transaction, like `migrate`."""
     latest = len(steps)
-    conn.execute("BEGIN IMMEDIATE")
+    _begin(conn, begin)
     try:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS component_version (name TEXT PRIMARY KEY, version INTEGER NOT NULL)"
@@ -238,7 +282,7 @@ def migrate_component(conn: sqlite3.Connection, name: str, steps: tuple[tuple[st
             )
         for version in range(before + 1, latest + 1):
             for statement in steps[version - 1]:
-                conn.execute(statement)
+                _run(conn, statement)
         conn.execute(
             "INSERT INTO component_version (name, version) VALUES (?, ?)"
             " ON CONFLICT (name) DO UPDATE SET version = excluded.version",

@@ -134,6 +134,17 @@ class CarrierSender:
         self._ussd_pause = 0.0  # after a USSD throttle; doubles while they keep coming
         self.stats = SenderStats()
         self.paused = False
+        #: Several nodes (smsgw/cluster.py): set while this node may not send (its lease could not be
+        #: renewed in time, or it holds no bind slot of the carrier).
+        self.fenced = False
+        #: Several nodes: how queued MTs are taken from the store, `claims(carrier, limit)`: only
+        #: those this node claims (no other node sends them); None: every queued MT (one node).
+        self.claims: Callable[[str, int], Any] | None = None
+        #: Several nodes: MTs asked for by a claim still under way (they count against the room
+        #: this node has, so a claim and MTs claimed as they are stored never overfill it).
+        self.claiming = 0
+        #: When set (tests, benchmarks), the time of every submit_sm started (not USSD screens).
+        self.sent_at: list[float] | None = None
         self._rng = rng or random.Random()
         self._ready: deque[_Job] = deque()
         # USSD lane: served before `_ready`, never paged out, paced by `ussd_rate`, not the SMS TPS.
@@ -178,8 +189,9 @@ class CarrierSender:
             self._hold_urgent(outbound)
             self.pump()
             return
-        if self._spilled and outbound.id > self._loaded_max_id:
+        if self.claims is None and self._spilled and outbound.id > self._loaded_max_id:
             # Older MTs are still waiting in the store: this one queues behind them there.
+            # (Several nodes: an MT handed here is claimed by this node, so it is held whatever.)
             self._missed = True
             self._maybe_refill()
             return
@@ -229,6 +241,9 @@ class CarrierSender:
             self._write(self._refill())
 
     async def _refill(self) -> None:
+        if self.claims is not None:
+            await self._refill_claimed()
+            return
         try:
             batch = await self.store.queued_mts(self.carrier, limit=self.refill_batch, after_id=self._loaded_max_id)
         except StoreUnavailable as exc:
@@ -249,6 +264,32 @@ class CarrierSender:
         self.pump()
         self._maybe_refill()
 
+    async def _refill_claimed(self) -> None:
+        """Several nodes: claim what nobody alive has claimed; every MT claimed is ours to send."""
+        assert self.claims is not None
+        try:
+            room = min(self.refill_batch, self.high_water - self.depth)
+            if self.fenced or room <= 0:
+                return
+            self.claiming = room
+            batch = await self.claims(self.carrier, room)
+        except Exception as exc:  # noqa: BLE001 - the claim poll tries again
+            log.error("backlog_claim_failed", carrier=self.carrier, error=f"{type(exc).__name__}: {exc}")
+            return
+        finally:
+            self._refilling = False
+            self.claiming = 0
+        for outbound in batch:
+            if outbound.channel == USSD_CHANNEL:
+                self._hold_urgent(outbound)
+            else:
+                self._hold(outbound)
+        # Claims are polled (smsgw/gateway.py); a full batch means more may be waiting now.
+        self._spilled = len(batch) >= self.refill_batch
+        self.pump()
+        if self._spilled:
+            self._maybe_refill()
+
     def rebind(self, config: "CarrierConfig", connector: "CarrierConnector") -> None:
         """A reloaded carrier: new settings and a new link; the queue is kept."""
         self.connector.remove_state_listener(self._link_changed)
@@ -260,6 +301,26 @@ class CarrierSender:
         self._waiting_window = False
         connector.add_state_listener(self._link_changed)
         self.pump()
+
+    def fence(self) -> None:
+        """Stop starting submits at once (the responses of those in flight are still recorded)."""
+        self.fenced = True
+
+    def unfence(self) -> None:
+        self.fenced = False
+        self.pump()
+
+    def forget_all(self) -> None:
+        """Drop every MT held here: they are no longer this node's to send (its claims passed);
+        the store keeps them for whichever node claims them.  In-flight parts are still recorded."""
+        for job in [*self._ready, *self._urgent, *(j for _, _, j in self._retry)]:
+            job.final = True  # a retry or late answer of it sends nothing more
+        self._ready.clear()
+        self._urgent.clear()
+        self._urgent_ids.clear()
+        self._retry.clear()
+        self._loaded_max_id = 0
+        self._spilled = self.claims is not None
 
     def pause(self) -> None:
         self.paused = True
@@ -297,7 +358,7 @@ class CarrierSender:
 
     def pump(self) -> None:
         """Send as much as TPS and window allow right now; arrange to be called again."""
-        if self._stopping or self.paused:
+        if self._stopping or self.paused or self.fenced:
             return
         self._maybe_refill()
         now = self.clock.seconds()
@@ -346,6 +407,8 @@ class CarrierSender:
             job.in_flight.add(part.part_no)
             self.rate.record(now)
             self.stats.submitted += 1
+            if self.sent_at is not None:
+                self.sent_at.append(now)
             d = session.send_request(self._submit_pdu(job.outbound, part, now))
             d.addBoth(self._submit_done, job, part)
             if job.next_part() is None:
@@ -559,8 +622,13 @@ class OutboundQueue:
 
     def __init__(self, senders: dict[str, CarrierSender]) -> None:
         self.senders = senders
+        #: Several nodes: whether an MT just stored is this node's to send (it claimed it); others
+        #: are left in the store for the node that claims them.  None: every MT (one node).
+        self.accepts: Callable[["Outbound"], bool] | None = None
 
     def enqueue(self, outbound: "Outbound") -> None:
+        if self.accepts is not None and not self.accepts(outbound):
+            return
         sender = self.senders.get(outbound.carrier)
         if sender is None:
             log.error("mt_for_unknown_carrier", carrier=outbound.carrier, outbound_id=outbound.id)

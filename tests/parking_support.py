@@ -21,6 +21,7 @@ from smsgw.feature import ServiceContext
 from smsgw.message import Inbound, Reply
 from smsgw.router import Route, Router
 from smsgw.store import NewMo, NewMt, Outbound, Store
+from tests import engines
 from tests.stack import on_loop  # noqa: F401  (re-exported for the parking test modules)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -109,7 +110,7 @@ async def open_harness(tmp_path: Path, now: float, config: ParkingConfig = CONFI
                        routes: Sequence[Route] = ROUTES) -> Harness:
     clock = Clock()
     clock.advance(now)
-    store = await Store.open(str(tmp_path / "smsgw.sqlite3"), clock=clock.seconds, components=[COMPONENT])
+    store = await Store.open(engines.location(tmp_path), clock=clock.seconds, components=[COMPONENT])
     enqueued: list[Outbound] = []
 
     def new_mt(reply: Reply, kind: str) -> NewMt:

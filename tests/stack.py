@@ -36,6 +36,7 @@ from carriers.records import HandsetMessage
 from smsgw.config import GatewayConfig, RouteConfig, load_config
 from smsgw.feature import Feature
 from smsgw.gateway import Gateway
+from tests import engines
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED_CONFIG = ROOT / "config" / "gateway.toml"
@@ -91,7 +92,7 @@ def make_config(
         carrier_list.append(dataclasses.replace(carrier, **changes))
     simulators = tuple(dataclasses.replace(s, port=0) for s in shipped.simulators if s.name in wanted)
     values: dict[str, Any] = {
-        "store_path": str(tmp_path / "smsgw.sqlite3"),
+        engines.config_key(): engines.location(tmp_path),
         "control_port": 0,
         "carriers": tuple(carrier_list),
         "simulators": simulators,
@@ -233,7 +234,8 @@ def write_process_config(tmp_path: Path, ports: Mapping[str, int], store_path: P
                          embedded: bool = False, control_port: int = 0) -> Path:
     """The shipped TOML with the given carrier ports and store, for `smsgw run` in a subprocess."""
     text = SHIPPED_CONFIG.read_text(encoding="utf-8")
-    text = re.sub(r'(?m)^store_path = .*$', f'store_path = "{store_path.as_posix()}"', text)
+    store = engines.location(store_path.parent, store_path.name)  # the test's engine decides
+    text = re.sub(r'(?m)^store_path = .*$', f'{engines.config_key()} = "{Path(store).as_posix() if not engines.is_postgres() else store}"', text)
     text = re.sub(r"(?m)^embedded_simulators = .*$", f"embedded_simulators = {'true' if embedded else 'false'}", text)
     text = re.sub(r"(?m)^reconnect_initial_s = .*$", "reconnect_initial_s = 0.05", text)
     text = re.sub(r"(?m)^reconnect_max_s = .*$", "reconnect_max_s = 0.5", text)

@@ -11,6 +11,8 @@ from smsgw.abuse import AbuseConfig, AbuseGuard, Verdict
 from smsgw.message import Channel, Inbound
 from tests.stack import Stack, eventually, on_loop, start_stack
 
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 Q = AbuseConfig(max_messages=3, window_s=60.0, loop_repeats=4, loop_window_s=30.0, loop_cooldown_s=100.0)
 
 

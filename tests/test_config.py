@@ -326,6 +326,31 @@ def test_gateway_and_control_errors() -> None:
     assert issue.message == "must be true or false, got 1"
 
 
+def test_store_url_selects_postgresql() -> None:
+    """`store_url` in [gateway] names a PostgreSQL database instead of the SQLite file."""
+    config = parse_config(after("[gateway]", 'store_url = "postgresql://smsgw@db1:5432/smsgw"\n'), FILE)
+    assert config.store_url == "postgresql://smsgw@db1:5432/smsgw"
+    assert config.store_location == "postgresql://smsgw@db1:5432/smsgw"
+    assert parse_config(BASE, FILE).store_location == "var/smsgw.sqlite3"
+
+
+def test_store_url_errors_name_the_line() -> None:
+    cases = [
+        ('store_url = "mysql://u@h/db"  # <-\n', "must be a postgresql:// URL"),
+        ('store_url = "postgresql://u@h:5432"  # <-\n', "names no database"),
+        ('store_url = "postgresql://u@h:port/db"  # <-\n', "not a valid URL"),
+        ('store_url = "postgresql://u:secret@h/db"  # <-\n', "must not hold a password"),
+        ('store_url = ""  # <-\n', "must not be empty"),
+        ('store_path = "var/x.sqlite3"\nstore_url = "postgresql://u@h/db"  # <-\n', "either store_path (SQLite) or store_url"),
+    ]
+    for lines, message in cases:
+        text = after("[gateway]", lines)
+        issue = only_error(text)
+        assert (issue.line, issue.key) == (marked_line(text), "gateway.store_url"), issue
+        assert message in issue.message, issue
+        assert "secret" not in str(issue)
+
+
 def test_unknown_table_suggests_the_right_one() -> None:
     text = "[gatway]  # <-\nlog_level = \"debug\"\n" + BASE
     issue = only_error(text)

@@ -6,7 +6,6 @@ import asyncio
 import importlib.util
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +15,10 @@ from twisted.internet import reactor
 
 from carriers.faults import FaultPlan
 from carriers.main import SimulatorSpec, start_simulators
+from tests import engines
 from tests.stack import ROOT, eventually, log_events, on_loop, spawn_gateway, wait, write_process_config
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 SPECS = [
     SimulatorSpec("omantel", "omantel", password="omt_dev1"),
@@ -26,13 +28,15 @@ SPECS = [
 
 
 def outbound_states(store: Path) -> list[str]:
-    if not store.exists():
-        return []
+    where = engines.location(store.parent, store.name)
+    if not engines.is_postgres():
+        if not store.exists():
+            return []
+        where = f"file:{store}?mode=ro"
     try:
-        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=1) as conn:
-            return [row[0] for row in conn.execute("SELECT state FROM outbound ORDER BY id")]
-    except sqlite3.OperationalError:
-        return []  # not created yet
+        return [row[0] for row in engines.query(where, "SELECT state FROM outbound ORDER BY id")]
+    except Exception:  # noqa: BLE001 - not created yet (either engine's "no such table")
+        return []
 
 
 async def wait_exit(proc: subprocess.Popen[bytes], timeout: float) -> int | None:

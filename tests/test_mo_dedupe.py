@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from twisted.internet import task
 
 from carriers.faults import FaultPlan
@@ -17,6 +18,8 @@ from carriers.profiles import OMANTEL
 from carriers.smsc import Smsc
 from tests.sim_helpers import PASSWORD, SYSTEM_ID
 from tests.stack import CARRIERS, Stack, eventually, on_loop, start_stack
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 HELP_CODE = "90091"
 A, B, C, D, E = (f"9689100000{i}" for i in range(1, 6))

@@ -10,13 +10,17 @@ import re
 import time
 from pathlib import Path
 
+import pytest
 from twisted.internet.task import Clock
 
 from handlers.transactions import FEATURE
 from handlers.transactions.importer import main as import_main
+from tests import engines
 from tests.http_helpers import http
 from tests.stack import ROOT, Stack, eventually, start_stack, wait
 from tests.txn_helpers import on_loop
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 REF = "MM-2026-000123"
 OWNER = "96891234567"
@@ -45,7 +49,7 @@ async def test_a_number_removed_before_the_notice_is_sent_gets_nothing(tmp_path:
         # The importer, on the same store: a status change, notices for both numbers, pending.
         config = tmp_path / "gateway.toml"
         text = (ROOT / "config" / "gateway.toml").read_text(encoding="utf-8")
-        config.write_text(re.sub(r"(?m)^store_path = .*$", f'store_path = "{stack.config.store_path}"', text),
+        config.write_text(re.sub(r"(?m)^store_path = .*$", f'{engines.config_key()} = "{stack.config.store_location}"', text),
                           encoding="utf-8")
         feed = tmp_path / "feed.csv"
         feed.write_text(f"ref,service,status,msisdns\n{REF},building_permit_renewal,rejected,\n", encoding="utf-8")

@@ -7,7 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.parking_support import DRIVER, SPOUSE, SUNDAY, Harness, at, on_loop, open_harness
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 MINUTE = 60.0
 

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from twisted.internet.task import Clock
 
 from handlers.parking import make_feature
@@ -20,6 +21,8 @@ from smsgw.config import RouteConfig, load_config
 from smsgw.feature import Feature
 from tests.parking_support import CONFIG, DRIVER, INSPECTOR, MUSCAT, PARKING, SPOUSE, at, on_loop
 from tests.stack import SHIPPED_CONFIG, Stack, eventually, start_stack, wait
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 ROUTES = (
     RouteConfig(keyword="PARK", aliases=("P", "موقف", "حجز"), handler="parking", short_codes=(PARKING,)),

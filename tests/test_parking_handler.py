@@ -32,6 +32,8 @@ from tests.parking_support import (
     open_harness,
 )
 
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 MINUTE = 60.0
 TICKET = re.compile(r"\b\d{7}\b")
 

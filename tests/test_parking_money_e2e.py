@@ -12,9 +12,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.parking_support import DRIVER, PARKING, SPOUSE, on_loop
 from tests.stack import Stack, wait
 from tests.test_parking_e2e import FRIENDI_USER, business_clock, ledger, one, start
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 MINUTE = 60.0
 TIME = re.compile(r"\b\d{2}:\d{2}\b")

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from handlers.transactions import FEATURE as TRANSACTIONS
 from tests.http_helpers import http
 from tests.parking_support import DRIVER, SPOUSE, on_loop
 from tests.stack import Stack, wait
 from tests.test_parking_e2e import business_clock, ledger, one, start
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 MINUTE = 60.0
 

@@ -9,6 +9,8 @@ import dataclasses
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from handlers.parking.reminders import ReminderScheduler
 from handlers.parking.service import Requester, Status
 from handlers.parking.settlement import main as settlement_main
@@ -29,6 +31,8 @@ from tests.parking_support import (
     open_harness,
 )
 from tests.stack import eventually, wait
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 MINUTE = 60.0
 

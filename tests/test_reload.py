@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from smsgw.app import reload_config
 from smsgw.config import RouteConfig
 from tests.stack import eventually, on_loop, start_stack, write_process_config
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 
 @on_loop

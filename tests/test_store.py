@@ -28,6 +28,7 @@ import pytest_twisted
 from twisted.internet.defer import Deferred
 
 from smsgw import migrations
+from tests.engines import is_postgres, location, query, run_statements, table_names
 from smsgw.message import Channel, Inbound, SessionEvent
 from smsgw.store import (
     NewMo,
@@ -38,6 +39,9 @@ from smsgw.store import (
     StoreClosed,
     StoreUnavailable,
 )
+
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 
 def on_loop(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
@@ -109,13 +113,9 @@ def join_parts(parts: dict[int, bytes], total: int) -> str | None:
     return b"".join(parts[i] for i in range(1, total + 1)).decode()
 
 
-def peek(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+def peek(path: str | Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Read through a second, plain connection: sees only what is committed."""
-    conn = sqlite3.connect(path)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return query(path, sql, params)
 
 
 def crash_copy(src: Path, dst: Path) -> None:
@@ -128,6 +128,7 @@ def crash_copy(src: Path, dst: Path) -> None:
 # ------------------------------------------------------------------------------------ plumbing
 
 
+@pytest.mark.engine("sqlite")
 @on_loop
 async def test_aiosqlite_private_api(tmp_path: Path) -> None:
     """The one private aiosqlite API the store relies on still runs a function on its thread.
@@ -136,7 +137,7 @@ async def test_aiosqlite_private_api(tmp_path: Path) -> None:
     """
     assert inspect.iscoroutinefunction(aiosqlite.Connection._execute), "aiosqlite changed _execute"
     assert isinstance(inspect.getattr_static(aiosqlite.Connection, "_conn"), property), "aiosqlite changed _conn"
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         ident, is_conn = await store._in_worker(
             lambda conn: (threading.get_ident(), isinstance(conn, sqlite3.Connection))
@@ -147,11 +148,12 @@ async def test_aiosqlite_private_api(tmp_path: Path) -> None:
         await store.close()
 
 
+@pytest.mark.engine("sqlite")
 @on_loop
 async def test_migrations_fresh_file_and_reopen(tmp_path: Path) -> None:
     """A fresh file (in a new directory) gets the latest schema in WAL mode; reopening keeps it and the data."""
-    path = tmp_path / "deep" / "dir" / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path / "deep" / "dir", "gw.db")
+    store = await Store.open(path)
     await store.accept_mo(mo())
     await store.close()
     assert peek(path, "SELECT version FROM schema_version") == [(migrations.LATEST,)]
@@ -159,7 +161,7 @@ async def test_migrations_fresh_file_and_reopen(tmp_path: Path) -> None:
     tables = {r[0] for r in peek(path, "SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"inbound", "mo_part", "mo_part_done", "outbound", "mt_part", "dlr", "schema_version"} <= tables
 
-    store = await Store.open(str(path))
+    store = await Store.open(path)
     try:
         assert peek(path, "SELECT version FROM schema_version") == [(migrations.LATEST,)]
         assert [m.text for m in await store.unprocessed_mos()] == ["0000AB 30"]
@@ -174,31 +176,28 @@ async def test_migrations_fresh_file_and_reopen(tmp_path: Path) -> None:
 @on_loop
 async def test_newer_schema_refused(tmp_path: Path) -> None:
     """Opening a database written by a newer gateway fails with a clear error and changes nothing."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     await store.close()
-    conn = sqlite3.connect(path)
-    conn.execute("UPDATE schema_version SET version = ?", (migrations.LATEST + 1,))
-    conn.commit()
-    conn.close()
+    query(path, "UPDATE schema_version SET version = ?", (migrations.LATEST + 1,))
     with pytest.raises(SchemaTooNew, match=r"schema version \d+, newer than"):
-        await Store.open(str(path))
+        await Store.open(path)
     assert peek(path, "SELECT version FROM schema_version") == [(migrations.LATEST + 1,)]
 
 
 @on_loop
 async def test_failed_migration_leaves_schema_untouched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A migration step that fails rolls back every step of that upgrade."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     await store.close()
     broken = migrations.MIGRATIONS + (("CREATE TABLE newer (x INTEGER)", "THIS IS NOT SQL"),)
     monkeypatch.setattr(migrations, "MIGRATIONS", broken)
     monkeypatch.setattr(migrations, "LATEST", len(broken))
-    with pytest.raises(sqlite3.OperationalError):
-        await Store.open(str(path))
+    with pytest.raises(Exception, match="syntax error"):
+        await Store.open(path)
     assert peek(path, "SELECT version FROM schema_version") == [(len(broken) - 1,)]
-    assert peek(path, "SELECT name FROM sqlite_master WHERE name = 'newer'") == []
+    assert "newer" not in table_names(path)
 
 
 # ------------------------------------------------------------------------------------ MO
@@ -207,8 +206,8 @@ async def test_failed_migration_leaves_schema_untouched(tmp_path: Path, monkeypa
 @on_loop
 async def test_accept_mo_is_committed_when_it_returns(tmp_path: Path) -> None:
     """accept_mo returns only after the row is committed: another connection sees it at once."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     try:
         inbound, duplicate = await store.accept_mo(
             mo(channel="ussd", session_id="s-9", session_event="new", text="*123#")
@@ -225,7 +224,7 @@ async def test_accept_mo_is_committed_when_it_returns(tmp_path: Path) -> None:
 @on_loop
 async def test_duplicate_mo(tmp_path: Path) -> None:
     """A redelivery (same carrier, id and content) returns the first row; a None id never is one."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         first, dup = await store.accept_mo(mo(1, msg_id="A"))
         assert not dup
@@ -250,7 +249,7 @@ async def test_duplicate_mo(tmp_path: Path) -> None:
 async def test_a_reused_mo_id_with_other_content_is_a_new_message(tmp_path: Path) -> None:
     """Carriers reuse MO ids (a counter restarts or wraps): the same id from another sender, to
     another short code or with another text is a new MO, never dropped."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         first, _ = await store.accept_mo(mo(1, msg_id="A", text="HELP"))
         for changed in ({"msisdn": "96899887766"}, {"short_code": "90092"}, {"text": "MY"},
@@ -266,7 +265,7 @@ async def test_a_reused_mo_id_with_other_content_is_a_new_message(tmp_path: Path
 async def test_the_same_mo_after_the_window_is_a_new_message(tmp_path: Path) -> None:
     """A redelivery comes within the window; the same id and content later is a new message, and
     from then on that later copy is the one its own redeliveries match."""
-    store = await Store.open(str(tmp_path / "gw.db"), mo_dedupe_window=600.0)
+    store = await Store.open(location(tmp_path, "gw.db"), mo_dedupe_window=600.0)
     try:
         first, _ = await store.accept_mo(mo(0, msg_id="A", text="HELP"))
         _, dup = await store.accept_mo(mo(0, msg_id="A", text="HELP", received_at=T0 + 599))
@@ -282,8 +281,8 @@ async def test_the_same_mo_after_the_window_is_a_new_message(tmp_path: Path) -> 
 @on_loop
 async def test_remembered_mo_ids_are_pruned_after_the_window(tmp_path: Path) -> None:
     """The fingerprints of accepted MOs are kept for the window only: the table stays bounded."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path), mo_dedupe_window=600.0)
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path, mo_dedupe_window=600.0)
     try:
         for i in range(10):
             await store.accept_mo(mo(0, msg_id=f"old-{i}", received_at=T0 + i))
@@ -298,24 +297,22 @@ async def test_remembered_mo_ids_are_pruned_after_the_window(tmp_path: Path) -> 
 async def test_an_existing_store_upgrades_to_content_dedupe(tmp_path: Path) -> None:
     """A store written before the content rule upgrades in place: its MOs are still recognised
     when redelivered, and a reused id with other content is taken as new."""
-    path = tmp_path / "gw.db"
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)")
-    for statement in migrations.MIGRATIONS[0]:
-        conn.execute(statement)
-    conn.execute("INSERT INTO schema_version (id, version) VALUES (1, 1)")
-    conn.execute(
-        "INSERT INTO inbound (carrier, carrier_msg_id, msisdn, short_code, text, data_coding, channel,"
-        " session_event, received_at, processed_at) VALUES ('omantel', 'A', '96891234567', '90091', 'HELP',"
-        " 0, 'sms', 'none', ?, ?)", (T0, T0 + 1))
-    conn.close()
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    run_statements(path, [
+        ("CREATE TABLE schema_version (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL)", ()),
+        *((statement, ()) for statement in migrations.MIGRATIONS[0]),
+        ("INSERT INTO schema_version (id, version) VALUES (1, 1)", ()),
+        ("INSERT INTO inbound (carrier, carrier_msg_id, msisdn, short_code, text, data_coding, channel,"
+         " session_event, received_at, processed_at) VALUES ('omantel', 'A', '96891234567', '90091', 'HELP',"
+         " 0, 'sms', 'none', ?, ?)", (T0, T0 + 1)),
+    ])
+    store = await Store.open(path)
     try:
         assert peek(path, "SELECT version FROM schema_version") == [(migrations.LATEST,)]
         again, dup = await store.accept_mo(mo(0, msg_id="A", text="HELP", received_at=T0 + 60))
         assert dup and again is not None and again.id == 1
         new, dup = await store.accept_mo(mo(0, msg_id="A", text="MY", received_at=T0 + 60))
-        assert not dup and new is not None and new.id == 2
+        assert not dup and new is not None and new.id != again.id
     finally:
         await store.close()
 
@@ -323,7 +320,7 @@ async def test_an_existing_store_upgrades_to_content_dedupe(tmp_path: Path) -> N
 @on_loop
 async def test_invalid_channel_rejected_before_queueing(tmp_path: Path) -> None:
     """A bad channel or session event fails its caller at once and commits nothing."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         with pytest.raises(ValueError):
             await store.accept_mo(mo(channel="fax"))
@@ -337,8 +334,8 @@ async def test_invalid_channel_rejected_before_queueing(tmp_path: Path) -> None:
 @on_loop
 async def test_parts_reassembled_in_reverse_order_with_duplicate(tmp_path: Path) -> None:
     """Parts arriving last-first, one twice, give one Inbound; a part redelivered afterwards is ignored."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     try:
         calls: list[tuple[dict[int, bytes], int]] = []
 
@@ -371,7 +368,7 @@ async def test_parts_reassembled_in_reverse_order_with_duplicate(tmp_path: Path)
 @on_loop
 async def test_assemble_failure_keeps_the_part(tmp_path: Path) -> None:
     """If the assemble callback raises, the part is still stored and the group waits for the timeout."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
 
         def broken(parts: dict[int, bytes], total: int) -> str | None:
@@ -389,8 +386,8 @@ async def test_assemble_failure_keeps_the_part(tmp_path: Path) -> None:
 @on_loop
 async def test_expired_groups_and_accept_partial(tmp_path: Path) -> None:
     """Groups older than the cut-off are listed and can be accepted as a partial message, once."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     try:
         await store.accept_mo_part(part(1, ref=1, at=T0), join_parts)
         await store.accept_mo_part(part(3, ref=1, at=T0 + 50), join_parts)
@@ -433,7 +430,7 @@ async def test_expired_groups_and_accept_partial(tmp_path: Path) -> None:
 async def test_an_mo_not_answered_as_asked_shows_why(tmp_path: Path) -> None:
     """complete_mo records why an MO was not answered normally; history shows that state (muted,
     limited, ignored) instead of "processed"."""
-    store = await Store.open(str(tmp_path / "gw.db"), clock=FakeClock())
+    store = await Store.open(location(tmp_path, "gw.db"), clock=FakeClock())
     try:
         states = {}
         for i, disposition in enumerate((None, "muted", "limited", "ignored")):
@@ -450,8 +447,8 @@ async def test_an_mo_not_answered_as_asked_shows_why(tmp_path: Path) -> None:
 @on_loop
 async def test_complete_mo_is_idempotent(tmp_path: Path) -> None:
     """complete_mo queues the replies once; calling it again for the same MO adds nothing."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path), clock=FakeClock())
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path, clock=FakeClock())
     try:
         inbound, _ = await store.accept_mo(mo())
         out = await store.complete_mo(inbound.id, [mt("one"), mt("two", kind="notice", end_session=False)])
@@ -474,7 +471,7 @@ async def test_complete_mo_is_idempotent(tmp_path: Path) -> None:
 @on_loop
 async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
     """A write that fails for its own reasons is rolled back alone; the rest of its batch commits."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         commits = store.commits
         results = await asyncio.gather(
@@ -498,8 +495,8 @@ async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
 @on_loop
 async def test_restart_resumes_exactly_the_unfinished_work(tmp_path: Path) -> None:
     """After a crash, unprocessed_mos and queued_mts hold exactly what was not done, partly sent MTs included."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     a, _ = await store.accept_mo(mo(1, msg_id="a"))
     b, _ = await store.accept_mo(mo(2, msg_id="b"))
     c, _ = await store.accept_mo(mo(3, msg_id="c"))
@@ -509,12 +506,15 @@ async def test_restart_resumes_exactly_the_unfinished_work(tmp_path: Path) -> No
     await store.record_part_sent(partly.id, 1, 2, "bb01", "BB01", T0 + 21)
     await store.record_attempt(unsent.id, 2, "ESME_RTHROTTLED")
 
-    crashed = tmp_path / "crashed.db"
-    crash_copy(path, crashed)  # the store is still open: nothing was closed or checkpointed
-    await store.close()
-
-    for reopened_path in (crashed, path):  # after kill -9, and after a clean shutdown
-        reopened = await Store.open(str(reopened_path))
+    if is_postgres():
+        # The store is still open, as on a node that died: another opens the same database.
+        reopened_paths = [path]
+    else:
+        crashed = str(tmp_path / "crashed.db")
+        crash_copy(path, crashed)  # the store is still open: nothing was closed or checkpointed
+        reopened_paths = [crashed, path]  # after kill -9, and after a clean shutdown
+    for reopened_path in reopened_paths:
+        reopened = await Store.open(reopened_path)
         try:
             assert [m.id for m in await reopened.unprocessed_mos()] == [b.id, c.id]
             queued = await reopened.queued_mts()
@@ -526,17 +526,18 @@ async def test_restart_resumes_exactly_the_unfinished_work(tmp_path: Path) -> No
             assert (await reopened.get_outbound(done.id)).state == "sent"
         finally:
             await reopened.close()
+    await store.close()
 
 
 @on_loop
 async def test_concat_ref_rotates_per_carrier_across_restarts(tmp_path: Path) -> None:
     """Concatenation references rotate 0..255 per carrier and continue after a restart."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     refs = [(await store.enqueue_mt(mt())).concat_ref for _ in range(3)]
     await store.close()
     assert refs == [(refs[0] + i) % 256 for i in range(3)]
-    store = await Store.open(str(path))
+    store = await Store.open(path)
     try:
         assert (await store.enqueue_mt(mt())).concat_ref == (refs[-1] + 1) % 256
     finally:
@@ -546,8 +547,8 @@ async def test_concat_ref_rotates_per_carrier_across_restarts(tmp_path: Path) ->
 @on_loop
 async def test_close_flushes_pending_writes(tmp_path: Path) -> None:
     """close() commits the writes already requested, then refuses new ones."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     tasks = [asyncio.ensure_future(store.accept_mo(mo(i, msg_id=f"c{i}"))) for i in range(20)]
     await asyncio.sleep(0)  # the tasks request their writes; none is committed yet
     assert store._pending and peek(path, "SELECT COUNT(*) FROM inbound") == [(0,)]
@@ -566,7 +567,7 @@ async def test_close_flushes_pending_writes(tmp_path: Path) -> None:
 @on_loop
 async def test_single_part_mt_sent_then_delivered(tmp_path: Path) -> None:
     """A one-part MT goes queued -> sent -> delivered; an intermediate receipt changes nothing."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         out = await store.enqueue_mt(mt())
         await store.record_part_sent(out.id, 1, 1, "0a1b", "0A1B", T0 + 11)
@@ -599,7 +600,7 @@ async def test_single_part_mt_sent_then_delivered(tmp_path: Path) -> None:
 @on_loop
 async def test_receipt_before_submit_sm_resp(tmp_path: Path) -> None:
     """A receipt that overtakes its submit_sm_resp is kept and matched when the resp is recorded."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         out = await store.enqueue_mt(mt())
         assert await store.record_dlr("omantel", "77", "DELIVRD", None, True, "id:77 stat:DELIVRD", T0 + 11) is None
@@ -614,7 +615,7 @@ async def test_receipt_before_submit_sm_resp(tmp_path: Path) -> None:
 @on_loop
 async def test_multipart_mt_final_only_when_every_part_is(tmp_path: Path) -> None:
     """A long MT is delivered only when every part is DELIVRD, undelivered if any part failed."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         good = await store.enqueue_mt(mt("long one"))
         bad = await store.enqueue_mt(mt("long two"))
@@ -647,7 +648,7 @@ async def test_multipart_mt_final_only_when_every_part_is(tmp_path: Path) -> Non
 @on_loop
 async def test_record_final_and_attempts(tmp_path: Path) -> None:
     """record_final ends a queued MT with its reason; a finished MT keeps its final state."""
-    store = await Store.open(str(tmp_path / "gw.db"))
+    store = await Store.open(location(tmp_path, "gw.db"))
     try:
         out = await store.enqueue_mt(mt())
         await store.record_attempt(out.id, 1, "ESME_RMSGQFUL")
@@ -676,11 +677,12 @@ async def test_record_final_and_attempts(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------------ failures
 
 
+@pytest.mark.engine("sqlite")
 @on_loop
 async def test_disk_full_fails_the_batch_and_recovers(tmp_path: Path) -> None:
     """When the disk is full every caller of the batch gets StoreUnavailable; later writes work again."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     try:
         await store.accept_mo(mo(0, msg_id="before"))
         # Cap the file at its current size: the next page SQLite needs is "disk full".
@@ -705,11 +707,12 @@ async def test_disk_full_fails_the_batch_and_recovers(tmp_path: Path) -> None:
         await store.close()
 
 
+@pytest.mark.engine("sqlite")
 @on_loop
 async def test_locked_database_fails_then_recovers(tmp_path: Path) -> None:
     """A lock held beyond busy_timeout makes writes StoreUnavailable; they work once it is released."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path), busy_timeout=0.05)
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path, busy_timeout=0.05)
     other = sqlite3.connect(path, isolation_level=None, timeout=0)
     try:
         other.execute("BEGIN IMMEDIATE")
@@ -731,8 +734,8 @@ async def test_locked_database_fails_then_recovers(tmp_path: Path) -> None:
 @on_loop
 async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
     """200 concurrent accept_mo share one commit; writes made during a commit share the next one."""
-    path = tmp_path / "gw.db"
-    store = await Store.open(str(path))
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
     try:
         commits = store.commits
         results = await asyncio.gather(*(store.accept_mo(mo(i, msg_id=f"g{i}")) for i in range(200)))
@@ -754,7 +757,7 @@ async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
 @on_loop
 async def test_history_and_counts(tmp_path: Path) -> None:
     """history lists a number's MOs and MTs newest first; counts reports rows per state."""
-    store = await Store.open(str(tmp_path / "gw.db"), clock=FakeClock())
+    store = await Store.open(location(tmp_path, "gw.db"), clock=FakeClock())
     try:
         a, _ = await store.accept_mo(mo(1, msg_id="a"))
         await store.accept_mo(mo(2, msg_id="b", msisdn="96899999999"))
@@ -809,7 +812,7 @@ async def bench_store(n: int, path: str | None = None, concurrency: int = 500) -
 @on_loop
 async def test_bench_store_runs(tmp_path: Path) -> None:
     """The benchmark drives every message to delivered (speed is measured by hand, not asserted)."""
-    assert await bench_store(300, str(tmp_path / "bench.db")) > 0
+    assert await bench_store(300, location(tmp_path, "bench.db")) > 0
 
 
 if __name__ == "__main__":
@@ -822,12 +825,11 @@ if __name__ == "__main__":
 async def test_feature_component_schema_and_transactions(tmp_path: Path) -> None:
     """A feature's schema component is migrated at open, and `write` commits before returning."""
     steps = (("CREATE TABLE widget (id INTEGER PRIMARY KEY, name TEXT NOT NULL)",),)
-    path = str(tmp_path / "gw.sqlite3")
+    path = location(tmp_path, "gw.sqlite3")
     store = await Store.open(path, components=[("widgets", steps)])
     try:
         await store.write(lambda conn: conn.execute("INSERT INTO widget (name) VALUES ('a')"))
-        with sqlite3.connect(path) as other:
-            assert other.execute("SELECT name FROM widget").fetchall() == [("a",)]
+        assert query(path, "SELECT name FROM widget") == [("a",)]
         names = await store.read(lambda conn: [r[0] for r in conn.execute("SELECT name FROM widget")])
         assert names == ["a"]
     finally:

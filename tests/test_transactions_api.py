@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -16,6 +17,8 @@ from smsgw.admin.server import AdminService, build_admin_service
 from smsgw.config import AdminConfig, AdminToken
 from tests.http_helpers import http
 from tests.txn_helpers import Harness, on_loop, open_harness
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 ADMIN = "backoffice-token-abcdefghijklmnop"
 READER = "monitoring-token-abcdefghijklmnop"

@@ -5,14 +5,16 @@ over real loopback HTTP, the store file changed on disk as an older version woul
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
+from tests import engines
 from tests.http_helpers import http
 from tests.stack import Stack, start_stack
 from tests.txn_helpers import on_loop
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 CODE = "90092"
 REF = "MM-2026-000123"
@@ -57,9 +59,10 @@ async def test_a_bad_date_already_stored_does_not_break_the_transaction(tmp_path
     try:
         assert (await http(port(stack), "PUT", URL, token=admin(stack), body=BODY)).status == 201
         # As an earlier version stored it: straight into the file, as another process would.
-        with sqlite3.connect(stack.config.store_path) as conn:
-            conn.execute("UPDATE txn SET updated_at = ? WHERE ref = ?", (YEAR_ONE, REF))
-            conn.execute("UPDATE txn_change SET updated_at = ? WHERE ref = ?", (YEAR_ONE, REF))
+        engines.run_statements(stack.config.store_location, [
+            ("UPDATE txn SET updated_at = ? WHERE ref = ?", (YEAR_ONE, REF)),
+            ("UPDATE txn_change SET updated_at = ? WHERE ref = ?", (YEAR_ONE, REF)),
+        ])
         got = await http(port(stack), "GET", URL, token=admin(stack))
         assert got.status == 200, got.json
         assert got.json["status"] == "under_review" and got.json["updated_at"] is None

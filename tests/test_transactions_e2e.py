@@ -9,12 +9,16 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from twisted.internet.task import Clock
 
 from handlers.transactions import FEATURE
+from tests import engines
 from tests.http_helpers import http
 from tests.stack import ROOT, Stack, start_stack, wait
 from tests.txn_helpers import on_loop
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 CODE = "90092"
 REF = "MM-2026-000123"
@@ -188,7 +192,8 @@ async def test_csv_import_from_another_process_is_notified_by_the_gateway(tmp_pa
         await seed(stack, status="received")
         config = tmp_path / "gateway.toml"
         text = (ROOT / "config" / "gateway.toml").read_text(encoding="utf-8")
-        config.write_text(re.sub(r'(?m)^store_path = .*$', f'store_path = "{stack.config.store_path}"', text),
+        key = engines.config_key()
+        config.write_text(re.sub(r'(?m)^store_path = .*$', f'{key} = "{stack.config.store_location}"', text),
                           encoding="utf-8")
         feed = tmp_path / "feed.csv"
         feed.write_text(f"ref,service,status,msisdns\n{REF},building_permit_renewal,rejected,\n", encoding="utf-8")

@@ -14,6 +14,8 @@ from handlers.transactions.importer import ImportError_, import_csv
 from handlers.transactions.records import KEEP, RecordError, parse_record
 from tests.txn_helpers import T0, on_loop, open_harness
 
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 ROOT = Path(__file__).resolve().parent.parent
 HEADER = "ref,service,status,msisdns,note_en,note_ar,updated_at\n"
 

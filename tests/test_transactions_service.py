@@ -9,10 +9,14 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
+
 from handlers import texts
 from handlers.transactions.config import NotificationConfig, TransactionsConfig
 from handlers.transactions.service import NOTICE_KIND, UpsertOutcome
 from tests.txn_helpers import T0, Clock, on_loop, open_harness
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 REF = "MM-2026-000123"
 OWNER = "96891234567"

@@ -39,6 +39,8 @@ from tests.stack import (
     write_process_config,
 )
 
+pytestmark = pytest.mark.usefixtures("store_engine")
+
 FEATURES = [parking.FEATURE, transactions.FEATURE, ussd.FEATURE]
 SESSION_REF = {"omantel": "its_session_info", "ooredoo": "user_message_reference", "friendi": "msisdn"}
 REF = "MM-2026-000123"

@@ -27,7 +27,10 @@ from smsgw.ussd import sessions
 from smsgw.ussd.channel import UssdChannel
 from smsgw.ussd.sessions import SCHEMA as SESSIONS
 from smsgw.ussd.sessions import SessionKey
+from tests import engines
 from tests.stack import SHIPPED_CONFIG, eventually, on_loop
+
+pytestmark = pytest.mark.usefixtures("store_engine")
 
 ROOT = Path(__file__).resolve().parent.parent
 T0 = 1_795_500_000.0
@@ -57,7 +60,7 @@ class Rig:
         self._ids = 0
 
     async def open(self) -> Rig:
-        self.store = await Store.open(str(self.path), clock=self.clock.seconds, components=[SESSIONS, PREFS])
+        self.store = await Store.open(engines.location(self.path.parent, self.path.name), clock=self.clock.seconds, components=[SESSIONS, PREFS])
         ctx = ServiceContext(
             store=self.store, clock=self.clock, send=_unused, new_mt=_unused, enqueue=_unused,
             config_dir=ROOT / "config", short_codes={name: cfg.short_codes for name, cfg in CARRIERS.items()},

@@ -26,6 +26,7 @@ from smsgw.config import RouteConfig
 from smsgw.message import Inbound, Reply
 from smsgw.router import Router
 from smsgw.store import NewMt, Outbound, Store
+from tests import engines
 
 T0 = 1_773_297_000.0  # 2026-03-12 10:30 in Muscat
 CODE = "90092"
@@ -112,5 +113,5 @@ class Harness:
 async def open_harness(
     tmp_path: Path, config: TransactionsConfig | None = None, *, in_gateway: bool = True, clock: Clock | None = None
 ) -> Harness:
-    return await Harness(str(tmp_path / "smsgw.sqlite3"), config or TransactionsConfig(), clock or Clock(),
+    return await Harness(engines.location(tmp_path), config or TransactionsConfig(), clock or Clock(),
                          in_gateway).open()

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,7 @@ from handlers.parking.sentence import Guess
 from smsgw.log import get_logger, mask_msisdn
 from smsgw.message import Lang
 from smsgw.textnorm import normalise
+from smsgw.store import Connection
 
 if TYPE_CHECKING:
     from handlers.parking.handler import Wording
@@ -147,7 +147,7 @@ class Confirmations:
         return quote
 
     @staticmethod
-    def _op_ask(conn: sqlite3.Connection, who: Requester, pending: Pending) -> None:
+    def _op_ask(conn: Connection, who: Requester, pending: Pending) -> None:
         conn.execute("DELETE FROM parking_pending WHERE expires_at < ?", (pending.created_at - KEEP_EXPIRED_S,))
         # The same message processed again (a restart before its reply was stored) leaves the
         # question as it is: it may have been answered meanwhile.
@@ -190,7 +190,7 @@ class Confirmations:
             log.info("parking_confirm_declined", msisdn=mask_msisdn(who.msisdn), request_id=who.request_id)
         return pending
 
-    def _op_decline(self, conn: sqlite3.Connection, who: Requester, now: float) -> Pending | None:
+    def _op_decline(self, conn: Connection, who: Requester, now: float) -> Pending | None:
         loaded = self._load(conn, who.msisdn)
         if loaded is None:
             return None
@@ -203,7 +203,7 @@ class Confirmations:
         return pending
 
     @staticmethod
-    def _load(conn: sqlite3.Connection, msisdn: str) -> tuple[Pending, int | None, int | None] | None:
+    def _load(conn: Connection, msisdn: str) -> tuple[Pending, int | None, int | None] | None:
         """The number's question, who answered it (inbound id) and which message asked it."""
         row = conn.execute(
             f"SELECT {_PENDING_COLS}, answered_by, asked_by FROM parking_pending WHERE msisdn = ?", (msisdn,)
@@ -213,12 +213,12 @@ class Confirmations:
         return Pending(row[0], row[1], row[2], bool(row[3]), row[4], row[5], row[6]), row[7], row[8]
 
     @staticmethod
-    def _settle(conn: sqlite3.Connection, msisdn: str, by: int | None, now: float) -> None:
+    def _settle(conn: Connection, msisdn: str, by: int | None, now: float) -> None:
         conn.execute("UPDATE parking_pending SET answered_by = ?, answered_at = ? WHERE msisdn = ?",
                      (by if by is not None else 0, now, msisdn))
 
     @staticmethod
-    def _reminded_since(conn: sqlite3.Connection, who: Requester, pending: Pending, now: float) -> bool:
+    def _reminded_since(conn: Connection, who: Requester, pending: Pending, now: float) -> bool:
         """A reminder of a running stay went out after the question: that is the latest question."""
         (reminded,) = conn.execute(
             "SELECT MAX(reminder_sent_at) FROM parking_session WHERE msisdn = ? AND state = 'active' AND end_at > ?",
@@ -227,11 +227,11 @@ class Confirmations:
         return reminded is not None and reminded > pending.created_at
 
     @staticmethod
-    def _prior(conn: sqlite3.Connection, request_id: int) -> Outcome | None:
+    def _prior(conn: Connection, request_id: int) -> Outcome | None:
         row = conn.execute("SELECT outcome FROM parking_request WHERE request_id = ?", (request_id,)).fetchone()
         return Outcome.from_json(row[0]) if row else None
 
-    def _op_answer(self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float) -> Answer | None:
+    def _op_answer(self, conn: Connection, who: Requester, plate: str | None, now: float) -> Answer | None:
         loaded = self._load(conn, who.msisdn)
         if loaded is None:
             return None

@@ -31,6 +31,7 @@ class ReminderScheduler(Service):
 
     def __init__(self, handler: ParkingHandler, ctx: ServiceContext) -> None:
         self._handler = handler
+        self._ctx = ctx
         self._interval = handler.config.reminder_poll_seconds
         self._loop = LoopingCall(self._tick)
         self._loop.clock = ctx.clock  # business time: tests jump it to 10:20 on a Sunday
@@ -50,6 +51,8 @@ class ReminderScheduler(Service):
 
     async def run_once(self) -> int:
         """One poll: queue every reminder that is due; returns how many were queued."""
+        if not self._ctx.runs_jobs():
+            return 0  # another node of the cluster runs the reminders
         try:
             return await self._handler.service.send_due_reminders(self._handler.reminder_reply)
         except StoreUnavailable as exc:

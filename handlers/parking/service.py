@@ -3,7 +3,8 @@
 Every state change is ONE `store.write` op: the store runs ops one after another on its thread,
 inside a group-committed transaction, so "is this plate parked? then extend, else insert" cannot
 interleave with another booking of the same plate.  Ops are plain functions of the database
-and their arguments (the store may run a batch twice, see smsgw/store.py `_run_batch`).
+and their arguments (the store may run a batch twice, see smsgw/store/engine.py `attempt_batch`;
+on PostgreSQL also after another node's transaction conflicted with it, smsgw/store/postgres.py).
 
 Idempotency: a request carrying an id (the inbound message id) stores its outcome under that id
 in the same transaction as its effect.  The same id again — an MO processed a second time after
@@ -34,7 +35,6 @@ import dataclasses
 import enum
 import functools
 import json
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -47,7 +47,7 @@ from smsgw.message import Lang, Reply
 
 if TYPE_CHECKING:
     from smsgw.feature import ServiceContext
-    from smsgw.store import NewMt, Outbound
+    from smsgw.store import Connection, NewMt, Outbound
 
 __all__ = ["CheckResult", "Outcome", "ParkingService", "Quote", "Requester", "SessionView", "Status"]
 
@@ -322,7 +322,7 @@ class ParkingService:
         return await self._ctx.store.read(self._op_quote, who, plate, amount, priced, at)
 
     def _op_quote(
-        self, conn: sqlite3.Connection, who: Requester, plate: str | None, minutes: int, priced: _Priced, now: float
+        self, conn: Connection, who: Requester, plate: str | None, minutes: int, priced: _Priced, now: float
     ) -> Quote:
         session_id: int | None = None
         own = False
@@ -404,7 +404,7 @@ class ParkingService:
     # ------------------------------------------------------------------ ops (store thread)
 
     def _op_extension_prices(
-        self, conn: sqlite3.Connection, stays: tuple[SessionView, ...], minutes: int
+        self, conn: Connection, stays: tuple[SessionView, ...], minutes: int
     ) -> dict[int, int]:
         """What adding `minutes` to each stay would charge now, at the price it was booked at (as
         `_extend_session` charges it): stay id → baisa."""
@@ -445,7 +445,7 @@ class ParkingService:
         return None
 
     @staticmethod
-    def _prior(conn: sqlite3.Connection, who: Requester) -> Outcome | None:
+    def _prior(conn: Connection, who: Requester) -> Outcome | None:
         if who.request_id is None:
             return None
         row = conn.execute(
@@ -455,7 +455,7 @@ class ParkingService:
 
     @staticmethod
     def _remember(
-        conn: sqlite3.Connection, who: Requester, operation: str, outcome: Outcome, now: float,
+        conn: Connection, who: Requester, operation: str, outcome: Outcome, now: float,
         repeat_key: str | None = None,
     ) -> Outcome:
         if who.request_id is not None:
@@ -466,7 +466,7 @@ class ParkingService:
             )
         return outcome
 
-    def _repeat(self, conn: sqlite3.Connection, who: Requester, key: str, now: float) -> Outcome | None:
+    def _repeat(self, conn: Connection, who: Requester, key: str, now: float) -> Outcome | None:
         """The outcome of the same booking from this number within the repeat window, while its
         stay still runs (stopped since, the booking again is a new one)."""
         row = conn.execute(
@@ -490,7 +490,7 @@ class ParkingService:
         return local.date().isoformat(), local.isoformat(timespec="seconds")
 
     def _charge(
-        self, conn: sqlite3.Connection, session_id: int, who: Requester, amount: int, minutes: int, now: float
+        self, conn: Connection, session_id: int, who: Requester, amount: int, minutes: int, now: float
     ) -> None:
         if amount <= 0:
             return
@@ -501,7 +501,7 @@ class ParkingService:
         )
 
     @staticmethod
-    def _active_stay(conn: sqlite3.Connection, plate: str, now: float) -> int | None:
+    def _active_stay(conn: Connection, plate: str, now: float) -> int | None:
         """The running stay of `plate` (a plate has at most one), whoever holds it."""
         row = conn.execute(
             "SELECT id FROM parking_session WHERE plate = ? AND state = 'active' AND end_at > ?"
@@ -511,12 +511,12 @@ class ParkingService:
         return row[0] if row is not None else None
 
     @staticmethod
-    def _load(conn: sqlite3.Connection, session_id: int) -> SessionView:
+    def _load(conn: Connection, session_id: int) -> SessionView:
         row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE id = ?", (session_id,)).fetchone()
         return _view(row)
 
     def _op_book(
-        self, conn: sqlite3.Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float,
+        self, conn: Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float,
         repeat_key: str | None = None,
     ) -> Outcome:
         prior = self._prior(conn, who)
@@ -551,7 +551,7 @@ class ParkingService:
         return _Priced(zone, None, q, self._reminder_at(q.end))
 
     def _new_session(
-        self, conn: sqlite3.Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
+        self, conn: Connection, who: Requester, plate: str, minutes: int, priced: _Priced, now: float
     ) -> Outcome:
         if priced.refusal is not None:
             return priced.refusal
@@ -587,7 +587,7 @@ class ParkingService:
         )
 
     def _extend_session(
-        self, conn: sqlite3.Connection, session_id: int, who: Requester, minutes: int, now: float
+        self, conn: Connection, session_id: int, who: Requester, minutes: int, now: float
     ) -> Outcome:
         start, end, charged, zone, baisa, unit = conn.execute(
             "SELECT start_at, end_at, charged_baisa, zone, tariff_baisa, unit_minutes"
@@ -619,7 +619,7 @@ class ParkingService:
         )
 
     def _pick(
-        self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float, after_reminder: bool = False
+        self, conn: Connection, who: Requester, plate: str | None, now: float, after_reminder: bool = False
     ) -> SessionView | Outcome:
         """The one active stay the sender means, or the NOT_FOUND / WHICH outcome."""
         mine = self._op_held(conn, who.msisdn, now, plate)
@@ -633,7 +633,7 @@ class ParkingService:
         return mine[0]
 
     def _op_extend_mine(
-        self, conn: sqlite3.Connection, who: Requester, minutes: int, after_reminder: bool, now: float
+        self, conn: Connection, who: Requester, minutes: int, after_reminder: bool, now: float
     ) -> Outcome:
         prior = self._prior(conn, who)
         if prior is not None:
@@ -642,7 +642,7 @@ class ParkingService:
         outcome = picked if isinstance(picked, Outcome) else self._extend_session(conn, picked.id, who, minutes, now)
         return self._remember(conn, who, "extend", outcome, now)
 
-    def _op_cancel(self, conn: sqlite3.Connection, who: Requester, plate: str | None, now: float) -> Outcome:
+    def _op_cancel(self, conn: Connection, who: Requester, plate: str | None, now: float) -> Outcome:
         prior = self._prior(conn, who)
         if prior is not None:
             return prior
@@ -668,7 +668,7 @@ class ParkingService:
         return self._remember(conn, who, "cancel", outcome, now)
 
     def _give_back(
-        self, conn: sqlite3.Connection, session_id: int, credit: int, who: Requester, now: float
+        self, conn: Connection, session_id: int, credit: int, who: Requester, now: float
     ) -> dict[str, int]:
         """Credit the charges that bought the unused time: the newest first, each to its payer.
         Returns what each number got back."""
@@ -696,7 +696,7 @@ class ParkingService:
         return given
 
     @staticmethod
-    def _op_held(conn: sqlite3.Connection, msisdn: str, now: float, plate: str | None) -> list[SessionView]:
+    def _op_held(conn: Connection, msisdn: str, now: float, plate: str | None) -> list[SessionView]:
         sql, args = _HELD, [msisdn, now]
         if plate is not None:
             sql += " AND s.plate = ?"
@@ -704,7 +704,7 @@ class ParkingService:
         return [_view(r) for r in conn.execute(sql + " ORDER BY s.end_at, s.id", args)]
 
     @staticmethod
-    def _op_covering(conn: sqlite3.Connection, plate: str, now: float) -> SessionView | None:
+    def _op_covering(conn: Connection, plate: str, now: float) -> SessionView | None:
         row = conn.execute(
             f"SELECT {_SESSION_COLS} FROM parking_session WHERE plate = ? AND state = 'active'"
             " AND start_at <= ? AND end_at > ? ORDER BY end_at DESC LIMIT 1",
@@ -713,12 +713,12 @@ class ParkingService:
         return _view(row) if row else None
 
     @staticmethod
-    def _op_by_ticket(conn: sqlite3.Connection, ticket: str) -> SessionView | None:
+    def _op_by_ticket(conn: Connection, ticket: str) -> SessionView | None:
         row = conn.execute(f"SELECT {_SESSION_COLS} FROM parking_session WHERE ticket = ?", (ticket,)).fetchone()
         return _view(row) if row else None
 
     @staticmethod
-    def _op_ledger(conn: sqlite3.Connection, session_id: int | None) -> list[dict[str, Any]]:
+    def _op_ledger(conn: Connection, session_id: int | None) -> list[dict[str, Any]]:
         sql = ("SELECT id, session_id, kind, amount_baisa, minutes, carrier, msisdn, charge_id, request_id, at,"
                " local_date, local_time FROM parking_ledger")
         args: tuple[Any, ...] = ()
@@ -730,7 +730,7 @@ class ParkingService:
         return [dict(zip(names, row)) for row in cur]
 
     @staticmethod
-    def _op_reminders_due(conn: sqlite3.Connection, now: float) -> list[SessionView]:
+    def _op_reminders_due(conn: Connection, now: float) -> list[SessionView]:
         rows = conn.execute(
             f"SELECT {_SESSION_COLS} FROM parking_session WHERE reminder_sent_at IS NULL"
             " AND reminder_at IS NOT NULL AND reminder_at <= ? AND state = 'active' AND end_at > ?"
@@ -740,7 +740,7 @@ class ParkingService:
         return [_view(r) for r in rows]
 
     def _op_mark_reminded(
-        self, conn: sqlite3.Connection, drafts: tuple[tuple[SessionView, NewMt], ...], now: float
+        self, conn: Connection, drafts: tuple[tuple[SessionView, NewMt], ...], now: float
     ) -> list[Outbound]:
         stored: list[Outbound] = []
         for session, mt in drafts:

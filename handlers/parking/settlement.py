@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from handlers.parking.schema import COMPONENT
 from smsgw import csvfile
 from smsgw.files import open_private
 from smsgw.log import get_logger
-from smsgw.store import Store
+from smsgw.store import Connection, Store
 
 __all__ = ["COLUMNS", "SettlementRow", "main", "settlement_rows", "write_settlement"]
 
@@ -60,7 +59,7 @@ class SettlementRow:
         ]
 
 
-def _op_rows(conn: sqlite3.Connection, day: str, carrier: str | None) -> list[SettlementRow]:
+def _op_rows(conn: Connection, day: str, carrier: str | None) -> list[SettlementRow]:
     sql = (
         "SELECT l.id, l.local_time, l.carrier, s.ticket, s.plate, s.zone, l.msisdn, l.kind, l.minutes,"
         " l.charge_id, l.amount_baisa FROM parking_ledger AS l JOIN parking_session AS s ON s.id = l.session_id"
@@ -142,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--date", required=True, type=date.fromisoformat, help="the day, YYYY-MM-DD (Asia/Muscat)")
     parser.add_argument("--carrier", help="only this carrier (default: every carrier)")
     parser.add_argument("--out", default=".", help="folder for the files (default: the current folder)")
-    parser.add_argument("--store", help="the gateway database (default: store_path of --config)")
+    parser.add_argument("--store", help="the gateway database: a SQLite file or a postgresql:// URL (default: the store of --config)")
     parser.add_argument(
         "--config", default=os.environ.get("SMSGW_CONFIG", "config/gateway.toml"),
         help="gateway TOML file, for the database path and the carrier list (default: %(default)s)",
@@ -165,13 +164,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(str(exc), file=sys.stderr)
                 return 2
         else:
-            store_path = store_path or config.store_path
+            store_path = store_path or config.store_location
             carriers = [c.name for c in config.carriers if c.enabled]
             file_group = config.file_group
     if args.carrier is not None and carriers and args.carrier not in carriers:
         print(f"unknown carrier {args.carrier!r} (known: {', '.join(carriers)})", file=sys.stderr)
         return 2
-    if not Path(store_path).exists():
+    from smsgw.store import is_postgres
+
+    if not is_postgres(store_path) and not Path(store_path).exists():
         print(f"no database at {store_path}", file=sys.stderr)
         return 2
     paths = asyncio.run(write_settlement(store_path, args.date, args.carrier, args.out, carriers=carriers,

@@ -38,7 +38,7 @@ def _handler(ctx: ServiceContext) -> TransactionsHandler:
 
 def _services(ctx: ServiceContext, handlers: Mapping[str, Any]) -> Sequence[IService]:
     service: TransactionService = handlers[HANDLER].service
-    return [NoticeDispatcher(service, ctx.clock, service.config.notifications.poll_s)]
+    return [NoticeDispatcher(service, ctx.clock, service.config.notifications.poll_s, runs_jobs=ctx.runs_jobs)]
 
 
 def _admin_routes(ctx: ServiceContext, handlers: Mapping[str, Any]) -> Sequence[AdminRoute]:

@@ -9,6 +9,7 @@ admin API never wait for it: they are queued in their own transaction.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
@@ -25,8 +26,10 @@ log = get_logger(__name__)
 class NoticeDispatcher(Service):
     name = "transactions-notices"
 
-    def __init__(self, service: TransactionService, clock: IReactorTime, interval_s: float) -> None:
+    def __init__(self, service: TransactionService, clock: IReactorTime, interval_s: float,
+                 runs_jobs: Callable[[], bool] = lambda: True) -> None:
         self.service = service
+        self.runs_jobs = runs_jobs  # several nodes: only the one holding the jobs role dispatches
         self.clock = clock
         self.interval_s = interval_s
         self._loop: LoopingCall | None = None
@@ -56,7 +59,8 @@ class NoticeDispatcher(Service):
 
     async def _dispatch(self) -> None:
         try:
-            await self.service.dispatch_pending()
+            if self.runs_jobs():
+                await self.service.dispatch_pending()
         except StoreUnavailable as exc:
             # The notices stay pending; the next tick tries again.
             log.warning("transaction_notices_not_dispatched", error=str(exc))

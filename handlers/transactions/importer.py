@@ -196,9 +196,9 @@ async def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         print(str(exc), file=err)
         return 2
     try:
-        store = await Store.open(gateway.store_path, components=[SCHEMA], file_group=gateway.file_group)
+        store = await Store.open(gateway.store_location, components=[SCHEMA], file_group=gateway.file_group)
     except (StoreUnavailable, OSError) as exc:
-        print(f"cannot open the store {gateway.store_path}: {exc}", file=err)
+        print(f"cannot open the store {gateway.store_location}: {exc}", file=err)
         return 2
     try:
         report = await import_csv(args.file, TransactionService(store, config, time.time))

@@ -33,7 +33,6 @@ from __future__ import annotations
 import enum
 import functools
 import math
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -47,7 +46,7 @@ from smsgw.message import Lang, Reply
 from smsgw.textnorm import detect_lang
 
 if TYPE_CHECKING:
-    from smsgw.store import NewMt, Outbound, Store
+    from smsgw.store import Connection, NewMt, Outbound, Store
 
 __all__ = [
     "NOTICE_KIND",
@@ -136,7 +135,7 @@ def _stored_time(value: Any) -> float | None:
 _LANGUAGE_LOOKBACK = 10
 
 
-def _last_language(conn: sqlite3.Connection, msisdn: str) -> Lang | None:
+def _last_language(conn: Connection, msisdn: str) -> Lang | None:
     """The language of the number's last SMS to any of our short codes (HELP on the parking code
     counts as much as STATUS here), skipping those without letters ("30", a bare reference),
     which say nothing about it; None if none is left in the store."""
@@ -178,7 +177,7 @@ class TransactionService:
             return Lookup(LookupOutcome.MALFORMED)
         return await self.store.write(functools.partial(self._op_lookup, caller=caller, ref=ref, now=self._clock()))
 
-    def _op_lookup(self, conn: sqlite3.Connection, caller: Caller, ref: str, now: float) -> Lookup:
+    def _op_lookup(self, conn: Connection, caller: Caller, ref: str, now: float) -> Lookup:
         self._op_seen(conn, caller, now)
         row = conn.execute(
             f"SELECT {_TXN_COLS} FROM txn_msisdn AS m JOIN txn AS t ON t.ref = m.ref"
@@ -216,7 +215,7 @@ class TransactionService:
             functools.partial(self._op_my_open, caller=caller, limit=limit, now=self._clock())
         )
 
-    def _op_my_open(self, conn: sqlite3.Connection, caller: Caller, limit: int, now: float) -> list[Transaction]:
+    def _op_my_open(self, conn: Connection, caller: Caller, limit: int, now: float) -> list[Transaction]:
         self._op_seen(conn, caller, now)
         rows = conn.execute(
             f"SELECT {_TXN_COLS} FROM txn_msisdn AS m JOIN txn AS t ON t.ref = m.ref"
@@ -238,7 +237,7 @@ class TransactionService:
     async def opt_in(self, caller: Caller) -> bool:
         return await self.set_notifications(caller, True)
 
-    def _op_set_notifications(self, conn: sqlite3.Connection, caller: Caller, enabled: bool, now: float) -> bool:
+    def _op_set_notifications(self, conn: Connection, caller: Caller, enabled: bool, now: float) -> bool:
         before = conn.execute("SELECT opted_out FROM txn_subscriber WHERE msisdn = ?", (caller.msisdn,)).fetchone()
         self._op_seen(conn, caller, now)
         opted_out = 0 if enabled else 1
@@ -250,11 +249,11 @@ class TransactionService:
         )
         return True
 
-    def _op_seen(self, conn: sqlite3.Connection, caller: Caller, now: float) -> None:
+    def _op_seen(self, conn: Connection, caller: Caller, now: float) -> None:
         """Remember the carrier and language the number last used (for its notifications)."""
         conn.execute(
             "INSERT INTO txn_subscriber (msisdn, carrier, lang, seen_at) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (msisdn) DO UPDATE SET carrier = coalesce(excluded.carrier, carrier),"
+            " ON CONFLICT (msisdn) DO UPDATE SET carrier = coalesce(excluded.carrier, txn_subscriber.carrier),"
             " lang = excluded.lang, seen_at = excluded.seen_at",
             (caller.msisdn, caller.carrier, caller.lang.value, now),
         )
@@ -277,7 +276,7 @@ class TransactionService:
         return result
 
     def _op_upsert(
-        self, conn: sqlite3.Connection, record: TransactionRecord, source: str, now: float
+        self, conn: Connection, record: TransactionRecord, source: str, now: float
     ) -> tuple[UpsertResult, list[Outbound]]:
         ref = record.ref
         row = conn.execute(
@@ -323,7 +322,7 @@ class TransactionService:
         return UpsertResult(UpsertOutcome.UPDATED, ref, new["status"] != status, notices), outbounds
 
     def _insert(
-        self, conn: sqlite3.Connection, record: TransactionRecord, source: str, now: float
+        self, conn: Connection, record: TransactionRecord, source: str, now: float
     ) -> tuple[UpsertResult, list[Outbound]]:
         if record.msisdns is KEEP or not record.msisdns:
             return UpsertResult(UpsertOutcome.REJECTED, record.ref, reason="msisdns: required for a new transaction"), []
@@ -348,7 +347,7 @@ class TransactionService:
         return UpsertResult(UpsertOutcome.INSERTED, txn.ref, True, notices), outbounds
 
     def _record_change(
-        self, conn: sqlite3.Connection, txn: Transaction, old_status: str | None, source: str, now: float
+        self, conn: Connection, txn: Transaction, old_status: str | None, source: str, now: float
     ) -> tuple[int, list[Outbound]]:
         """History row, then the notices this change owes (and their MTs, inside the gateway)."""
         cur = conn.execute(
@@ -393,7 +392,7 @@ class TransactionService:
         return await self.store.read(self._op_get, ref)
 
     @staticmethod
-    def _op_get(conn: sqlite3.Connection, ref: str) -> Detail | None:
+    def _op_get(conn: Connection, ref: str) -> Detail | None:
         row = conn.execute(f"SELECT {_TXN_COLS} FROM txn AS t WHERE t.ref = ?", (ref,)).fetchone()
         if row is None:
             return None
@@ -434,7 +433,7 @@ class TransactionService:
             log.info("transaction_notices_dispatched", count=total)
         return total
 
-    def _op_dispatch_batch(self, conn: sqlite3.Connection, now: float) -> tuple[list[Outbound], bool]:
+    def _op_dispatch_batch(self, conn: Connection, now: float) -> tuple[list[Outbound], bool]:
         ids = [
             i
             for (i,) in conn.execute(
@@ -443,7 +442,7 @@ class TransactionService:
         ]
         return self._op_dispatch(conn, now, ids[:DISPATCH_BATCH]), len(ids) > DISPATCH_BATCH
 
-    def _op_dispatch(self, conn: sqlite3.Connection, now: float, notice_ids: Sequence[int]) -> list[Outbound]:
+    def _op_dispatch(self, conn: Connection, now: float, notice_ids: Sequence[int]) -> list[Outbound]:
         """Pending notices → MTs, in this transaction; suppressed for numbers that opted out
         since, withdrawn for numbers no longer registered to the transaction."""
         outbox = self._outbox

@@ -7,7 +7,6 @@ first screen of every dialogue needs the answer and the store is the only writer
 from __future__ import annotations
 
 import functools
-import sqlite3
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,7 @@ from smsgw.message import Lang
 
 if TYPE_CHECKING:
     from smsgw.migrations import Component
-    from smsgw.store import Store
+    from smsgw.store import Connection, Store
 
 SCHEMA: Component = (
     "ussd_menus",
@@ -60,12 +59,12 @@ class LanguagePrefs:
         self._known[msisdn] = lang
 
 
-def _op_get(conn: sqlite3.Connection, msisdn: str) -> str | None:
+def _op_get(conn: Connection, msisdn: str) -> str | None:
     row = conn.execute("SELECT lang FROM ussd_language WHERE msisdn = ?", (msisdn,)).fetchone()
     return row[0] if row else None
 
 
-def _op_set(conn: sqlite3.Connection, msisdn: str, lang: str, at: float) -> None:
+def _op_set(conn: Connection, msisdn: str, lang: str, at: float) -> None:
     conn.execute(
         "INSERT INTO ussd_language (msisdn, lang, chosen_at) VALUES (?, ?, ?)"
         " ON CONFLICT (msisdn) DO UPDATE SET lang = excluded.lang, chosen_at = excluded.chosen_at",

@@ -1,4 +1,4 @@
-"""`smsgw status|routes|pause|resume|reload|audit`: the admin API from a terminal.
+"""`smsgw status|routes|pause|resume|reload|audit|cluster`: the admin API from a terminal.
 
 The CLI only talks HTTP to a running gateway (it never opens the store), so what it shows and
 changes is exactly what the API does, audit records included.  The address comes from the
@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 __all__ = ["COMMANDS", "add_commands", "run"]
 
-COMMANDS = ("status", "routes", "pause", "resume", "reload", "audit")
+COMMANDS = ("status", "routes", "pause", "resume", "reload", "audit", "cluster")
 TIMEOUT_S = 30.0
 
 
@@ -73,6 +73,7 @@ def add_commands(sub: Any, add_config: Any) -> None:
     audit = sub.add_parser("audit", help="who changed what through the API or a reload")
     common(audit)
     audit.add_argument("--limit", type=int, default=50)
+    common(sub.add_parser("cluster", help="the nodes sharing the database, their binds and leases"))
 
 
 def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
@@ -100,6 +101,9 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
         elif args.command == "audit":
             data = api.call("GET", f"/api/v1/audit?limit={args.limit}")
             _out(args, data, _audit_table, out)
+        elif args.command == "cluster":
+            data = api.call("GET", "/api/v1/cluster")
+            _out(args, data, _cluster_text, out)
         return 0
     except CliError as exc:
         print(f"smsgw {args.command}: {exc}", file=stderr or sys.stderr)
@@ -209,7 +213,27 @@ def _status_table(data: dict[str, Any]) -> str:
             f" ({'healthy' if store['healthy'] else 'NOT WRITING'}); {data['routes']} routes")
     table = _table(["carrier", "state", "since (UTC)", "window", "tps now/limit", "queued", "oldest", "last error"],
                    rows)
-    return f"{head}\n\n{table}"
+    text = f"{head}\n\n{table}"
+    if data.get("cluster"):
+        text += "\n\n" + _cluster_text({"node": data.get("node"), "cluster": data["cluster"]})
+    return text
+
+
+def _cluster_text(data: dict[str, Any]) -> str:
+    cluster = data.get("cluster")
+    if not cluster:
+        return f"node {data.get('node')}: a single node (SQLite store), no cluster"
+    state = "FENCED (cannot renew its lease: binds cut)" if cluster["fenced"] else "member"
+    head = (f"node {cluster['node']}: {state}; lease valid {cluster['lease_valid_s']:.1f} s;"
+            f" jobs role {'here' if cluster['jobs'] else 'elsewhere'}")
+    nodes = _table(["node", "host", "pid", "alive", "heartbeat (UTC)", "lease until (UTC)", "admin"],
+                   [[n["name"], n["host"], n["pid"], "yes" if n["alive"] else ("left" if n["left_at"] else "NO"),
+                     _when(n["heartbeat_at"]), _when(n["expires_at"]), n["admin"] or "-"] for n in cluster["nodes"]])
+    binds = _table(["carrier", "slot", "node", "since (UTC)", "lease"],
+                   [[b["carrier"], b["slot"], b["node"], _when(b["acquired_at"]), "held" if b["held"] else "free"]
+                    for b in cluster["binds"]])
+    roles = ", ".join(f"{r['role']}: {r['node']}{'' if r['held'] else ' (free)'}" for r in cluster["roles"]) or "-"
+    return f"{head}\n\n{nodes}\n\n{binds}\n\nroles: {roles}"
 
 
 def _reload_text(data: dict[str, Any]) -> str:
@@ -220,6 +244,6 @@ def _reload_text(data: dict[str, Any]) -> str:
 
 
 def _audit_table(data: dict[str, Any]) -> str:
-    return _table(["when (UTC)", "who", "action", "target", "outcome"],
-                  [[_when(e["at"]), e["actor"], e["action"], e["target"] or "", e["outcome"]]
+    return _table(["when (UTC)", "node", "who", "action", "target", "outcome"],
+                  [[_when(e["at"]), e.get("node") or "-", e["actor"], e["action"], e["target"] or "", e["outcome"]]
                    for e in data["entries"]])

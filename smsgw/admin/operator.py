@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import os
-import sqlite3
 from collections import deque
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -58,6 +56,7 @@ from smsgw.message import Reply
 from smsgw.msisdn import parse_user_msisdn
 
 if TYPE_CHECKING:
+    from smsgw.store import Connection
     from smsgw.gateway import Gateway
 
 __all__ = ["OperatorApi", "ThroughputSampler"]
@@ -226,6 +225,7 @@ class OperatorApi:
             AdminRoute("DELETE", "/api/v1/routes", self.delete_route),
             AdminRoute("POST", "/api/v1/reload", self.reload),
             AdminRoute("GET", "/api/v1/audit", self.get_audit),
+            AdminRoute("GET", "/api/v1/cluster", self.get_cluster),
             AdminRoute("GET", "/metrics", self.get_metrics),
             # PUBLIC so that without a token it can answer with its sign-in form, not a JSON 401;
             # the server still authenticates the header or ?token= and logs the token's name.
@@ -272,15 +272,45 @@ class OperatorApi:
             "uptime_s": round(now - gw.started_at, 3) if gw.started_at is not None else None,
             "carriers": carriers,
             "store": {
-                "path": gw.config.store_path,
-                "bytes": _file_bytes(gw.config.store_path),
+                "engine": store.engine.name if store is not None else None,
+                "path": store.location if store is not None else gw.config.store_path,
+                "bytes": await store.size_bytes() if store is not None else None,
                 "healthy": bool(store is not None and store.healthy),
                 "last_error": store.last_error if store is not None else None,
                 "counts": counts,
             },
             "routes": len(gw.router.routes) if gw.router is not None else 0,
             "route_overrides": len(gw.route_overrides),
+            "node": gw.node,
+            "cluster": self.cluster(),
         }
+
+    def cluster(self) -> dict[str, Any] | None:
+        """This node's membership and every node, bind and role as its last heartbeat saw them
+        (None: a single node on SQLite)."""
+        member = self.gateway.cluster
+        if member is None:
+            return None
+        view = member.view
+        now = self.gateway.clock.seconds()
+        return {
+            "node": member.node,
+            "fenced": member.fenced,
+            "jobs": member.jobs,
+            "slots": dict(sorted(member.slots.items())),
+            "lease_valid_s": round(max(0.0, member.valid_until - now + member.settings.fence_margin_s), 3),
+            "heartbeats": member.heartbeats,
+            "failed_heartbeats": member.failed_heartbeats,
+            "fences": member.fences,
+            "resets": member.resets,
+            "seen_at": view.at or None,
+            "nodes": view.nodes,
+            "binds": view.binds,
+            "roles": view.roles,
+        }
+
+    async def get_cluster(self, call: ApiCall) -> Response:
+        return JsonResponse(200, {"node": self.gateway.node, "cluster": self.cluster()})
 
     async def get_status(self, call: ApiCall) -> Response:
         return JsonResponse(200, await self.status())
@@ -368,7 +398,7 @@ class OperatorApi:
     async def pause(self, call: ApiCall) -> Response:
         sender = self._sender(call)
         was = sender.paused
-        sender.pause()
+        await self.gateway.set_paused(sender.carrier, True, _actor(call))
         await self._audit(call, "pause", sender.carrier, {"was_paused": was})
         log.info("carrier_paused", carrier=sender.carrier, token=call.principal.name if call.principal else None)
         return JsonResponse(200, {"carrier": sender.carrier, "paused": True, "queue_depth": sender.depth})
@@ -376,7 +406,7 @@ class OperatorApi:
     async def resume(self, call: ApiCall) -> Response:
         sender = self._sender(call)
         was = sender.paused
-        sender.resume()
+        await self.gateway.set_paused(sender.carrier, False, _actor(call))
         await self._audit(call, "resume", sender.carrier, {"was_paused": was})
         log.info("carrier_resumed", carrier=sender.carrier, token=call.principal.name if call.principal else None)
         return JsonResponse(200, {"carrier": sender.carrier, "paused": False, "queue_depth": sender.depth})
@@ -460,6 +490,7 @@ class OperatorApi:
                 router.replace_routes(before_routes)
                 raise
         await self._audit(call, action, f"{key[0]}@{key[1] or '*'}", detail)
+        await gw.announce("routes")
         log.info("routes_changed", action=action, keyword=key[0], short_codes=key[1],
                  token=call.principal.name if call.principal else None, routes=len(router.routes))
 
@@ -518,19 +549,7 @@ def _stats(sender: Any) -> dict[str, int]:
             "failed": s.failed, "expired": s.expired}
 
 
-def _file_bytes(path: str) -> int | None:
-    total = 0
-    found = False
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            total += os.path.getsize(path + suffix)
-            found = True
-        except OSError:
-            continue
-    return total if found else None
-
-
-def _receipts(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+def _receipts(conn: Connection, ids: list[int]) -> dict[int, list[dict[str, Any]]]:
     marks = ",".join("?" * len(ids))
     result: dict[int, list[dict[str, Any]]] = {}
     for row in conn.execute(
@@ -544,7 +563,7 @@ def _receipts(conn: sqlite3.Connection, ids: list[int]) -> dict[int, list[dict[s
     return result
 
 
-def _per_minute(conn: sqlite3.Connection, now: float, minutes: int) -> list[dict[str, Any]]:
+def _per_minute(conn: Connection, now: float, minutes: int) -> list[dict[str, Any]]:
     """MOs received and MTs created per minute, the last `minutes` whole minutes and this one."""
     first = int(now // 60) - minutes
     rows: dict[int, dict[str, Any]] = {

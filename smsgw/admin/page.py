@@ -81,6 +81,33 @@ def render_login(tried: bool) -> Response:
     return _html(401, "smsgw: sign in", body, refresh=False)
 
 
+def _cluster_section(status: dict[str, Any]) -> str:
+    """Every node sharing the database, its binds and its leases (nothing on a single node)."""
+    cluster = status.get("cluster")
+    if not cluster:
+        return ""
+    rows = []
+    for n in cluster["nodes"]:
+        binds = ", ".join(f'{b["carrier"]}#{b["slot"]}' for b in cluster["binds"] if b["node"] == n["name"] and b["held"])
+        roles = ", ".join(r["role"] for r in cluster["roles"] if r["node"] == n["name"] and r["held"])
+        state = "alive" if n["alive"] else ("left" if n["left_at"] else "lease passed")
+        this = " (this node)" if n["name"] == cluster["node"] else ""
+        rows.append(
+            f'<tr class="node" data-node="{escape(n["name"])}" data-alive="{str(n["alive"]).lower()}">'
+            f'<td>{escape(n["name"])}{this}</td><td>{escape(n["host"])}</td>'
+            f'<td class="state state-{"bound" if n["alive"] else "stopped"}">{state}</td>'
+            f'<td>{_time(n["heartbeat_at"])}</td><td>{_time(n["expires_at"])}</td>'
+            f"<td>{escape(binds or '–')}</td><td>{escape(roles or '–')}</td></tr>"
+        )
+    state = "<strong>FENCED</strong>: cannot renew its lease, binds cut" if cluster["fenced"] else "member"
+    return (
+        f"<h2>Cluster</h2><p>This node, {escape(cluster['node'])}: {state}; lease valid"
+        f" {cluster['lease_valid_s']:.1f} s.</p>"
+        "<table id=\"cluster\"><tr><th>Node</th><th>Host</th><th>State</th><th>Heartbeat</th>"
+        f"<th>Lease until</th><th>Binds held</th><th>Roles</th></tr>{''.join(rows)}</table>"
+    )
+
+
 def render_status(status: dict[str, Any], recent: list[dict[str, Any]], throughput: list[dict[str, Any]],
                   principal: Principal) -> Response:
     carriers = []
@@ -124,6 +151,7 @@ def render_status(status: dict[str, Any], recent: list[dict[str, Any]], throughp
         f"{''.join(carriers)}</table>"
         "<h2>Throughput per minute</h2><table id=\"throughput\"><tr><th>Minute (UTC)</th><th>Received</th>"
         f"<th>Queued to send</th></tr>{minutes}</table>"
+        f"{_cluster_section(status)}"
         f"<h2>Last {len(recent)} messages</h2><table id=\"messages\"><tr><th>Time</th><th>Dir.</th>"
         f"<th>Carrier</th><th>MSISDN</th><th>Short code</th><th>Channel</th><th>State</th></tr>{messages}</table>"
     )

@@ -15,7 +15,6 @@ Nothing here imports Twisted: the gateway loads the overrides before its admin A
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +23,7 @@ from smsgw.config import RouteConfig
 from smsgw.log import get_logger
 from smsgw.migrations import Component
 from smsgw.router import DEFAULT_KEYWORD
-from smsgw.store import Store, StoreUnavailable
+from smsgw.store import Connection, Store, StoreUnavailable
 from smsgw.textnorm import tokens
 
 __all__ = [
@@ -67,6 +66,10 @@ OPERATOR_SCHEMA: Component = (
                 detail   TEXT    NOT NULL
             )""",
             "CREATE INDEX audit_log_at ON audit_log (at)",
+        ),
+        # 2: several nodes keep one audit log (smsgw/cluster.py): which node did it.
+        (
+            "ALTER TABLE audit_log ADD COLUMN node TEXT",
         ),
     ),
 )
@@ -172,7 +175,7 @@ class RouteOverrides:
         override = self._by_key[key]
         route = json.dumps(route_to_json(override.route), ensure_ascii=False) if override.route else None
 
-        def op(conn: sqlite3.Connection) -> None:
+        def op(conn: Connection) -> None:
             conn.execute(
                 "INSERT INTO route_override (keyword_key, codes_key, action, route, seq, changed_at, changed_by)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -194,10 +197,11 @@ class AuditEntry:
     target: str | None
     outcome: str  # "ok" | "refused"
     detail: dict[str, Any]
+    node: str | None = None  # the gateway node that did it (several share one log)
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "at": self.at, "actor": self.actor, "action": self.action,
-                "target": self.target, "outcome": self.outcome, "detail": self.detail}
+                "target": self.target, "outcome": self.outcome, "detail": self.detail, "node": self.node}
 
 
 async def record_audit(
@@ -209,10 +213,10 @@ async def record_audit(
     `required` the failure is raised (StoreUnavailable): for a read that may only be answered
     once it is on record."""
 
-    def op(conn: sqlite3.Connection) -> None:
+    def op(conn: Connection) -> None:
         conn.execute(
-            "INSERT INTO audit_log (at, actor, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            (at, actor, action, target, outcome, json.dumps(detail, ensure_ascii=False, default=str)),
+            "INSERT INTO audit_log (at, actor, action, target, outcome, detail, node) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (at, actor, action, target, outcome, json.dumps(detail, ensure_ascii=False, default=str), store.node),
         )
 
     try:
@@ -226,17 +230,17 @@ async def record_audit(
 async def list_audit(store: Store, since: float | None = None, limit: int = 100) -> list[AuditEntry]:
     """Newest first."""
 
-    def fn(conn: sqlite3.Connection) -> list[Any]:
+    def fn(conn: Connection) -> list[Any]:
         if since is None:
             return conn.execute(
-                "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY id DESC LIMIT ?",
+                "SELECT id, at, actor, action, target, outcome, detail, node FROM audit_log ORDER BY id DESC LIMIT ?",
                 (limit,),
             ).fetchall()
         return conn.execute(
-            "SELECT id, at, actor, action, target, outcome, detail FROM audit_log WHERE at >= ?"
+            "SELECT id, at, actor, action, target, outcome, detail, node FROM audit_log WHERE at >= ?"
             " ORDER BY id DESC LIMIT ?",
             (since, limit),
         ).fetchall()
 
     rows = await store.read(fn)
-    return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6])) for r in rows]
+    return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), r[7]) for r in rows]

@@ -293,6 +293,30 @@ class CarrierConnector(MultiService):
         gathered.addCallback(self._stop_services, done)
         return done
 
+    def abort(self) -> Deferred[None]:
+        """Cut every link at once, without the unbind handshake, and stop.
+
+        For a node that must let go of its binds by a deadline (smsgw/cluster.py: its lease could
+        not be renewed): an SMSC that does not answer the unbind must not keep us bound past it.
+        Submits in flight have an unknown outcome, like any dropped link.
+        """
+        self._stopping = True
+        waiters, self._tx_waiters = self._tx_waiters, []
+        for waiter in waiters:
+            waiter.errback(CancelledError("carrier connector aborted"))
+        self._abort_links()
+        done: Deferred[None] = Deferred()
+        self._stop_services(None, done)
+        return done
+
+    def _abort_links(self) -> None:
+        for link in self._links:
+            for session in (link.session, link.connecting):
+                transport = session.transport if session is not None else None
+                if transport is not None:
+                    abort = getattr(transport, "abortConnection", None)
+                    (abort or transport.loseConnection)()
+
     def _stop_services(self, _ignored: object, done: Deferred[None]) -> None:
         stopped = MultiService.stopService(self)
         timer = self._clock.callLater(self._response_timeout_s, self._stop_overdue, done)
@@ -300,12 +324,7 @@ class CarrierConnector(MultiService):
 
     def _stop_overdue(self, done: Deferred[None]) -> None:
         self._log.warning("stop_overdue", timeout_s=self._response_timeout_s)
-        for link in self._links:
-            for session in (link.session, link.connecting):
-                transport = session.transport if session is not None else None
-                if transport is not None:
-                    abort = getattr(transport, "abortConnection", None)
-                    (abort or transport.loseConnection)()
+        self._abort_links()
         self._fire_stopped(done)
 
     def _stop_finished(self, _result: object, done: Deferred[None], timer: IDelayedCall) -> None:

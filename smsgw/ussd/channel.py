@@ -120,11 +120,21 @@ class UssdChannel(Service):
         enqueue: Callable[[Outbound], None],
         app: DialogueApp | None,
         bound_since: Callable[[str], float | None] | None = None,
+        *,
+        shared: bool = False,
+        runs_jobs: Callable[[], bool] = lambda: True,
     ) -> None:
         """`carriers`: the enabled carriers' configs, or a function returning them (the gateway's
         current ones, so a hot reload of a carrier's USSD settings applies to the next PDU).
         `bound_since(carrier)`: since when that carrier's bind has been up, None while it is down
-        (default: always up)."""
+        (default: always up).
+        `shared`: several nodes on one database (smsgw/cluster.py): the next input of a dialogue
+        may reach another node, so the store is the only copy (no session kept here) and each turn
+        is saved only if the dialogue is still as it was read.  `runs_jobs`: whether this node
+        runs the timeouts now (one node of several does)."""
+        self._shared = shared
+        self._runs_jobs = runs_jobs
+        self._read_as: dict[SessionKey, float | None] = {}  # shared: updated_at of the row read
         self._store = store
         self._clock = clock
         self._carriers = carriers if callable(carriers) else (lambda: carriers)
@@ -168,6 +178,8 @@ class UssdChannel(Service):
     def _reap_tick(self) -> Deferred[None] | None:
         if self._reaping is not None and not self._reaping.done():
             return None  # the previous tick is still at it (a slow store)
+        if not self._runs_jobs():
+            return None  # another node runs the timeouts
         self._reaping = asyncio.ensure_future(self.reap())
         return Deferred.fromFuture(self._reaping).addErrback(
             lambda f: log.error("ussd_reap_failed", error=f.getErrorMessage())
@@ -215,6 +227,16 @@ class UssdChannel(Service):
         # mark (what the network wants echoed) goes on the screen that answers this input.
         key = SessionKey(inbound.carrier, inbound.msisdn, session_ref_of(inbound.session_id) or inbound.msisdn)
         mark = inbound.session_id or key.session_ref
+        try:
+            await self._process(key, inbound, mark)
+        except sessions.SessionChanged:
+            # Another node took this dialogue's turn (or timed it out) meanwhile: its screen stands.
+            self.counters["superseded"] += 1
+            log.info("ussd_turn_superseded", carrier=key.carrier, msisdn=mask_msisdn(key.msisdn))
+        finally:
+            self._read_as.pop(key, None)
+
+    async def _process(self, key: SessionKey, inbound: Inbound, mark: str) -> None:
         async with self._locks(key):
             session = await self._session(key)
             if session is not None and session.answered(inbound.id):
@@ -323,9 +345,13 @@ class UssdChannel(Service):
                         mark = await self._mark_of(current)
                         screen = self._screen(current, text, True, now, deadline, None, mark, MT_KIND_RELEASE)
                     await self._save(sessions.closed(current, sessions.TIMED_OUT, now, shown=shown), screen)
+                except sessions.SessionChanged:
+                    continue  # answered on another node since the query
                 except StoreUnavailable as exc:
                     log.error("ussd_release_not_stored", error=str(exc))
                     return released
+                finally:
+                    self._read_as.pop(key, None)
                 released += 1
                 self.counters[sessions.TIMED_OUT] += 1
                 if not shown:
@@ -383,6 +409,10 @@ class UssdChannel(Service):
         )
 
     async def _session(self, key: SessionKey) -> Session | None:
+        if self._shared:
+            found = await self._store.read(sessions.op_load, key)
+            self._read_as[key] = found.updated_at if found is not None else None
+            return found
         cached = self._open.get(key)
         if cached is not None:
             return cached
@@ -392,10 +422,14 @@ class UssdChannel(Service):
         return found
 
     async def _save(self, session: Session, screen: NewMt | None) -> None:
+        expected = self._read_as.get(session.key, sessions.UNCHECKED) if self._shared else sessions.UNCHECKED
         outbound = await self._store.write(
-            functools.partial(sessions.op_save_turn, store=self._store, session=session, screen=screen)
+            functools.partial(sessions.op_save_turn, store=self._store, session=session, screen=screen,
+                              expected=expected)
         )
-        if session.open:
+        if self._shared:
+            self._read_as[session.key] = session.updated_at
+        elif session.open:
             self._open[session.key] = session
         else:
             self._open.pop(session.key, None)

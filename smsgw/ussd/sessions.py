@@ -11,14 +11,13 @@ The functions named op_* run on the store's thread inside `Store.write` / `Store
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from smsgw.migrations import Component
-    from smsgw.store import NewMt, Outbound, Store
+    from smsgw.store import Connection, NewMt, Outbound, Store
 
 OPEN: Final = "open"
 ENDED: Final = "ended"  # the app showed its final screen
@@ -98,7 +97,7 @@ def _session(row: Sequence[Any]) -> Session:
     return Session(SessionKey(row[0], row[1], row[2]), *row[3:])
 
 
-def op_load(conn: sqlite3.Connection, key: SessionKey) -> Session | None:
+def op_load(conn: Connection, key: SessionKey) -> Session | None:
     row = conn.execute(
         f"SELECT {_COLS} FROM ussd_session WHERE carrier = ? AND msisdn = ? AND session_ref = ?",
         (key.carrier, key.msisdn, key.session_ref),
@@ -106,7 +105,7 @@ def op_load(conn: sqlite3.Connection, key: SessionKey) -> Session | None:
     return None if row is None else _session(row)
 
 
-def op_expired(conn: sqlite3.Connection, now: float, limit: int) -> list[Session]:
+def op_expired(conn: Connection, now: float, limit: int) -> list[Session]:
     rows = conn.execute(
         f"SELECT {_COLS} FROM ussd_session WHERE state = 'open' AND expires_at <= ? ORDER BY expires_at LIMIT ?",
         (now, limit),
@@ -114,17 +113,17 @@ def op_expired(conn: sqlite3.Connection, now: float, limit: int) -> list[Session
     return [_session(r) for r in rows]
 
 
-def op_input_mark(conn: sqlite3.Connection, inbound_id: int) -> str | None:
+def op_input_mark(conn: Connection, inbound_id: int) -> str | None:
     """The stored session_id (DialogueMark) of one handset input, or None if it is gone."""
     row = conn.execute("SELECT session_id FROM inbound WHERE id = ?", (inbound_id,)).fetchone()
     return row[0] if row else None
 
 
-def op_count_open(conn: sqlite3.Connection) -> int:
+def op_count_open(conn: Connection) -> int:
     return conn.execute("SELECT COUNT(*) FROM ussd_session WHERE state = 'open'").fetchone()[0]
 
 
-def _upsert(conn: sqlite3.Connection, session: Session) -> None:
+def _upsert(conn: Connection, session: Session) -> None:
     key = session.key
     conn.execute(
         f"INSERT INTO ussd_session ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -140,10 +139,31 @@ def _upsert(conn: sqlite3.Connection, session: Session) -> None:
     )
 
 
+class SessionChanged(Exception):
+    """The stored dialogue is not the one this turn started from: another node (several share
+    one database) took a turn or timed it out meanwhile.  Nothing of this turn was stored."""
+
+
+#: `expected` when the caller does not check (a single node: its per-dialogue lock suffices).
+UNCHECKED: Final = object()
+
+
 def op_save_turn(
-    conn: sqlite3.Connection, store: Store, session: Session, screen: NewMt | None
+    conn: Connection, store: Store, session: Session, screen: NewMt | None, expected: Any = UNCHECKED
 ) -> Outbound | None:
-    """Store the session as it is after a turn, and the screen that turn shows, together."""
+    """Store the session as it is after a turn, and the screen that turn shows, together.
+
+    `expected`: the `updated_at` of the stored row the turn started from (None: there was none);
+    if the row is not that one any more, SessionChanged and nothing is written (compare-and-set,
+    so two nodes cannot both take the same turn of one dialogue)."""
+    if expected is not UNCHECKED:
+        key = session.key
+        row = conn.execute(
+            "SELECT updated_at FROM ussd_session WHERE carrier = ? AND msisdn = ? AND session_ref = ?",
+            (key.carrier, key.msisdn, key.session_ref),
+        ).fetchone()
+        if (row[0] if row is not None else None) != expected:
+            raise SessionChanged(f"dialogue {key.session_ref} changed since it was read")
     _upsert(conn, session)
     return store.insert_mt(conn, screen) if screen is not None else None
 
