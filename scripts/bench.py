@@ -2,16 +2,31 @@
 """MO→MT benchmark: simulators and gateway as separate processes, one JSON line of figures.
 
     .venv/bin/python scripts/bench.py [--count 20000] [--rate 500] [--keyword HELP]
+    .venv/bin/python scripts/bench.py --all --peer kannel
 
-Two runs against one gateway:
+Per workload, against one gateway:
   * saturation: `count` MOs queued at once across the three carriers; the figure is
     sustained MO→MT msg/s (first MO to last reply).
   * latency: `--latency-count` MOs offered at `--rate` msg/s; the figures are p50/p95/p99
     of the time from deliver_sm written to the reply's last part received.
 The store is durable (WAL, synchronous=NORMAL) exactly as in production; carrier TPS limits
-are lifted so that the gateway, not a contract, is what is measured.
+are lifted so that the gateway, not a contract, is what is measured.  The simulators (SMSCs
+and load generator) run in a process of their own; `sim_cpu_util` says how busy it was during
+the saturation run (1.0 is a whole core: the load side, not the gateway, would be the limit),
+`cpu_us_per_mo_mt` what the gateway's process spent per answered MO, its receipt included.
 
-    .venv/bin/python scripts/bench.py --status [--transactions 100000]
+Workloads: HELP always; `--parking` the parking mix (bookings, extensions, MY); `--status` the
+transaction-status mix (issue 5): the store is first loaded with `--transactions` transactions
+through `smsgw transactions import` (its rate is reported), then STATUS queries on 90092: 90 %
+ask for a reference registered to the sender (3 in 4 in English, 1 in 4 in Arabic with حالة),
+10 % for one that exists but is registered to someone else (the privacy path: same reply as an
+unknown reference).  Every STATUS MO comes from its own number, so the failed-look-up limit never
+silences one.  `--all` is both.
+
+`--peer kannel` then runs the same workloads through Kannel (bearerbox + smsbox from the
+distribution's package) bound to fresh simulators of the same kind, and adds its figures and
+smsgw ÷ Kannel per workload ("vs_kannel"); what Kannel is asked to do is in
+scripts/kannel_peer.py.  Without the package the bench says so and runs smsgw alone.
 
     .venv/bin/python scripts/bench.py --engines [--count 20000] [--rate 500]
 
@@ -20,14 +35,6 @@ PostgreSQL, two nodes on PostgreSQL (every carrier allowing two binds, one per n
 MO→MT msg/s at saturation, p50/p99 at --rate, and CPU per message (ms, the gateway processes'
 user+system time over the saturation run; PostgreSQL's own processes apart).  PostgreSQL is a
 throwaway server from the installed binaries (scripts/pgserver.py), fsync on, as in production.
-
-`--status` adds the transaction-status mix (issue 5): the store is first loaded with `--transactions`
-transactions through `smsgw transactions import` (its rate is reported), then the same two runs
-are made with STATUS queries on 90092 next to the HELP runs: 90 % ask for a reference registered
-to the sender (3 in 4 in English, 1 in 4 in Arabic with حالة), 10 % for one that exists but is
-registered to someone else (the privacy path: same reply as an unknown reference).  Every STATUS
-MO comes from its own number, so the failed-look-up limit never silences one.  Needs the
-transactions feature registered in smsgw.app.features() (the gateway must know the handler).
 """
 
 from __future__ import annotations
@@ -41,22 +48,30 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.procs import control, free_port, peak_rss_mb, require_bound, spawn_simulators, stop_process  # noqa: E402
+from carriers.control import control_request  # noqa: E402
+from scripts.procs import (  # noqa: E402
+    control, cpu_seconds, free_port, peak_rss_mb, require_bound, spawn_simulators, stop_process,
+)
 
 CARRIERS = {"omantel": "omt_dev1", "ooredoo": "ord_dev1", "friendi": "frd_dev1"}
 
 
 
-def bench_config(tmp: Path, ports: dict[str, int], control_port: int, tps: float, window: int) -> Path:
+def bench_config(tmp: Path, ports: dict[str, int], control_port: int, tps: float, window: int,
+                 log_level: str = "info") -> Path:
+    """The shipped config on these ports, a fresh store and the bench's TPS and window.  The log
+    level is the shipped one unless told otherwise: what production logs is part of the cost."""
     text = (ROOT / "config" / "gateway.toml").read_text(encoding="utf-8")
     text = re.sub(r"(?m)^store_path = .*$", f'store_path = "{(tmp / "bench.sqlite3").as_posix()}"', text)
     text = re.sub(r"(?m)^embedded_simulators = .*$", "embedded_simulators = false", text)
-    text = re.sub(r"(?m)^log_level = .*$", 'log_level = "warning"', text)
+    text = re.sub(r"(?m)^log_level = .*$", f'log_level = "{log_level}"', text)
     text = re.sub(r"(?m)^tps = .*$", f"tps = {tps}", text)
     text = re.sub(r"(?m)^window = .*$", f"window = {window}", text)
     for name, default in (("omantel", 12775), ("ooredoo", 12776), ("friendi", 12777)):
@@ -148,18 +163,22 @@ def status_mix(count: int, transactions: int) -> list[list[str]]:
     return mix
 
 
+def status_owners(transactions: int, counts: dict[str, int]) -> Iterator[tuple[int, str, list[str]]]:
+    """(j, reference, registered numbers) of every transaction: reference j < count of a run is
+    registered to that run's sender base + j; the others to someone who never asks."""
+    for j in range(transactions):
+        numbers = [str(STATUS_BASES[run] + j) for run, n in counts.items() if j < n]
+        yield j, status_ref(j), numbers or [str(99000000 + j % 900000)]
+
+
 def write_status_feed(path: Path, transactions: int, counts: dict[str, int]) -> None:
-    """`transactions` rows; reference j < count of a run is registered to that run's sender base + j."""
     services = ("building_permit_renewal", "parking_permit", "lease_contract_renewal",
                 "commercial_licence_renewal", "general_request")
     statuses = ("received", "under_review", "awaiting_documents", "approved")
     with open(path, "w", encoding="utf-8", newline="") as feed:
         feed.write("ref,service,status,msisdns,note_en,updated_at\n")
-        for j in range(transactions):
-            numbers = [str(STATUS_BASES[run] + j) for run, n in counts.items() if j < n]
-            if not numbers:
-                numbers = [str(99000000 + j % 900000)]  # someone who never asks
-            feed.write(f"{status_ref(j)},{services[j % 5]},{statuses[j % 4]},{';'.join(numbers)},"
+        for j, ref, numbers in status_owners(transactions, counts):
+            feed.write(f"{ref},{services[j % 5]},{statuses[j % 4]},{';'.join(numbers)},"
                        f"Reviewed by the permits section,2026-03-{1 + j % 28:02d} 10:{j % 60:02d}\n")
 
 
@@ -187,16 +206,240 @@ def check_transactions_feature() -> None:
                          "smsgw.app.features()")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of these processes so far (from /proc), in seconds."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-    return total / os.sysconf("SC_CLK_TCK")
+# -- workloads and peers -------------------------------------------------------------------------
+
+WARMUP = 300  # first-use costs (imports, statement caches) are not what is measured
+
+
+@dataclass
+class Workload:
+    """One kind of traffic: a warm-up, a saturation run and a latency run, as control-port loads."""
+
+    name: str
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def load(count: int, rate: float, base: int, **what: Any) -> dict[str, Any]:
+    """A control-port load: `count` MOs at `rate` msg/s (0: all at once), one sender each from `base`."""
+    return {"op": "load", "count": count, "rate": rate, "msisdn_base": base, "settle_s": 1.0, **what}
+
+
+def help_workload(args: argparse.Namespace) -> Workload:
+    what = {"keyword": args.keyword, "to": args.short_code}
+    return Workload("help", {
+        "warmup": load(WARMUP, 0, 96870000000, **what),
+        "saturation": load(args.count, 0, 96880000000, **what),
+        "latency": load(args.latency_count, args.rate, 96890000000, **what),
+    })
+
+
+def workloads(args: argparse.Namespace, counts: dict[str, int]) -> list[Workload]:
+    chosen = [help_workload(args)]
+    if args.parking:
+        chosen.append(Workload("parking", {
+            run: load(count, rate, base, mix=parking_mix(count, base % 1000003))
+            for run, count, rate, base in (("warmup", WARMUP, 0, 96771000000),
+                                           ("saturation", args.count, 0, 96772000000),
+                                           ("latency", args.latency_count, args.rate, 96773000000))
+        }))
+    if args.status:
+        chosen.append(Workload("status", {
+            run: load(counts[run], rate, STATUS_BASES[run], mix=status_mix(counts[run], args.transactions))
+            for run, rate in (("warmup", 0), ("saturation", 0), ("latency", args.rate))
+        }))
+    return chosen
+
+
+def run_workloads(control_port: int, chosen: list[Workload], peer_pids: list[int],
+                  sim_pid: int) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every run of every workload; each answer also gets the CPU seconds the peer and the
+    simulators used during it (from /proc, so no profiler slows anything down)."""
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for workload in chosen:
+        results[workload.name] = {}
+        for run, request in workload.runs.items():
+            peer_cpu, sim_cpu = cpu_seconds(peer_pids), cpu_seconds([sim_pid])
+            answer = control(control_port, request, 900)
+            answer["peer_cpu_s"] = cpu_seconds(peer_pids) - peer_cpu
+            answer["offered_rate"] = request["rate"]
+            answer["sim_cpu_s"] = cpu_seconds([sim_pid]) - sim_cpu
+            results[workload.name][run] = answer
+    return results
+
+
+def summary(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    sat, lat = runs["saturation"], runs["latency"]
+    replied = sat.get("replied") or 0
+    elapsed = sat.get("elapsed_s") or 0
+    return {
+        "mo_count": sat.get("sent"),
+        "mo_mt_msgs_per_s": sat.get("msgs_per_s"),
+        "saturation_p50_ms": sat.get("p50_ms"),
+        "saturation_p99_ms": sat.get("p99_ms"),
+        "offered_rate": runs["latency"].get("offered_rate"),
+        "latency_mo_count": lat.get("sent"),
+        "p50_ms": lat.get("p50_ms"),
+        "p95_ms": lat.get("p95_ms"),
+        "p99_ms": lat.get("p99_ms"),
+        "latency_run_msgs_per_s": lat.get("msgs_per_s"),
+        # CPU of the gateway (bearerbox + smsbox for Kannel) per answered MO over the saturation
+        # run, its receipts included; and how busy the simulators' process was meanwhile (1.0 is
+        # one core: the load side would be the limit).
+        "cpu_us_per_mo_mt": round(sat["peer_cpu_s"] * 1e6 / replied) if replied else None,
+        "sim_cpu_util": round(sat["sim_cpu_s"] / elapsed, 2) if elapsed else None,
+        "lost": (sat.get("lost") or 0) + (lat.get("lost") or 0),
+        "duplicates": (sat.get("duplicates") or 0) + (lat.get("duplicates") or 0),
+        "mo_redeliveries": (sat.get("mo_redeliveries") or 0) + (lat.get("mo_redeliveries") or 0),
+        "finished": [sat.get("finished"), lat.get("finished")],
+    }
+
+
+def ask(control_port: int, carrier: str, sender: str, to: str, text: str) -> str:
+    """The text of the one reply an MO gets (its parts joined by the handset)."""
+    texts = [event["text"] for event in control_request("127.0.0.1", control_port,
+                                                         {"op": "mo", "carrier": carrier, "from": sender, "to": to,
+                                                          "text": text, "replies": 1, "timeout": 10}, timeout=15)
+             if event.get("event") == "mt"]
+    if not texts:
+        raise SystemExit(f"no reply to {text!r} on {to}: cannot copy the gateway's answer for the peer")
+    return texts[0]
+
+
+def sample_answers(control_port: int, args: argparse.Namespace) -> dict[str, str]:
+    """The gateway's own answers, for the peer to give the same texts (same length, same parts)."""
+    answers = {"help": ask(control_port, "omantel", "96879000001", args.short_code, args.keyword)}
+    answers["default"] = answers["help"]
+    if args.parking:
+        answers["default"] = ask(control_port, "omantel", "96779000001", "90091", "4321K 30")
+    if args.status:
+        base = STATUS_BASES["warmup"]
+        answers["status_found"] = ask(control_port, "omantel", str(base), STATUS_CODE, f"STATUS {status_ref(0)}")
+        answers["status_not_found"] = ask(control_port, "omantel", str(base + 1), STATUS_CODE,
+                                          f"STATUS {status_ref(args.transactions - 1)}")
+    return answers
+
+
+def check_peer_answers(control_port: int, args: argparse.Namespace, answers: dict[str, str]) -> None:
+    """The peer must give the answers it was configured with, or its figures mean nothing."""
+    expected = [("96879000002", args.short_code, args.keyword, answers["help"])]
+    if args.parking:
+        expected.append(("96779000002", "90091", "4322K 30", answers["default"]))
+    if args.status:
+        base = STATUS_BASES["warmup"]  # reference 0 is registered to base + 0, not to base + 1
+        expected.append((str(base), STATUS_CODE, f"STATUS {status_ref(0)}", answers["status_found"]))
+        expected.append((str(base + 1), STATUS_CODE, f"STATUS {status_ref(args.transactions - 1)}",
+                         answers["status_not_found"]))
+    for sender, to, text, want in expected:
+        got = ask(control_port, "omantel", sender, to, text)
+        if " ".join(got.split()) != " ".join(want.split()):
+            raise SystemExit(f"the peer answered {text!r} with {got!r}, expected {want!r}")
+
+
+def route_words(config: Path, handler: str, keyword: str) -> tuple[str, ...]:
+    from smsgw.app import load_checked_config
+
+    for route in load_checked_config(str(config)).routes:
+        if route.handler == handler and route.keyword == keyword:
+            return tuple(route.aliases)
+    return ()
+
+
+# -- the runs ------------------------------------------------------------------------------------
+
+
+def run_smsgw(args: argparse.Namespace, tmp: Path, counts: dict[str, int],
+              chosen: list[Workload]) -> tuple[dict[str, Any], dict[str, str]]:
+    ports = {name: free_port() for name in CARRIERS}
+    control_port = free_port()
+    config = bench_config(tmp, ports, control_port, args.tps, args.window, args.log_level)
+    seeding: dict[str, Any] = {}
+    if args.parking:
+        paid_all_day(tmp)
+    if args.status:
+        text = config.read_text(encoding="utf-8")
+        if not re.search(r'(?m)^keyword = "STATUS"', text):
+            config.write_text(text + TRANSACTION_ROUTES, encoding="utf-8")
+        seeding = seed_transactions(tmp, config, args.transactions, counts)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    sims = spawn_simulators(ports, control_port, args.tps, tmp / "sims.log")
+    gateway = None
+    answers: dict[str, str] = {}
+    try:
+        time.sleep(0.5)
+        profile = ["-m", "cProfile", "-o", os.path.abspath(args.profile)] if args.profile else []
+        gateway = subprocess.Popen(
+            [sys.executable, *profile, "-m", "smsgw.cli", "run", "--no-simulators", "--config", str(config)],
+            cwd=str(ROOT), env=env, stdout=open(tmp / "gateway.log", "wb"), stderr=subprocess.STDOUT,
+        )
+        require_bound(control_port, 20.0)
+        results = run_workloads(control_port, chosen, [gateway.pid], sims.pid)
+        rss = peak_rss_mb(gateway.pid)
+        if args.peer:
+            answers = sample_answers(control_port, args)
+    finally:
+        stop_process(gateway)
+        stop_process(sims)
+    help_ = summary(results["help"])
+    figures: dict[str, Any] = {"keyword": args.keyword, "window": args.window, "log_level": args.log_level,
+                               **help_, "peak_rss_mb": rss}
+    if "parking" in results:
+        figures["parking"] = summary(results["parking"])
+        if help_["mo_mt_msgs_per_s"] and figures["parking"]["mo_mt_msgs_per_s"]:
+            figures["parking"]["help_ratio"] = round(figures["parking"]["mo_mt_msgs_per_s"] / help_["mo_mt_msgs_per_s"], 2)
+    if "status" in results:
+        figures["status"] = {**seeding, **summary(results["status"])}
+    return figures, answers
+
+
+def run_kannel(args: argparse.Namespace, tmp: Path, counts: dict[str, int], chosen: list[Workload],
+               answers: dict[str, str]) -> dict[str, Any]:
+    from scripts.kannel_peer import KannelPeer, KannelTexts, StatusKeywords, kannel_config, kannel_version, \
+        write_status_files
+
+    ports = {name: free_port() for name in CARRIERS}
+    control_port = free_port()
+    config = bench_config(tmp, ports, control_port, args.tps, args.window)  # Kannel's config is made from it
+    if args.status and not re.search(r'(?m)^keyword = "STATUS"', config.read_text(encoding="utf-8")):
+        config.write_text(config.read_text(encoding="utf-8") + TRANSACTION_ROUTES, encoding="utf-8")
+    from smsgw.app import load_checked_config
+
+    status_kw = status_dir = None
+    files = None
+    if args.status:
+        status_kw = StatusKeywords("STATUS", route_words(config, "transactions", "STATUS"), STATUS_CODE)
+        status_dir = tmp / "status"
+        found, ref0 = answers["status_found"], status_ref(0)
+        files = write_status_files(status_dir, ((ref, numbers, found.replace(ref0, ref))
+                                                for _, ref, numbers in status_owners(args.transactions, counts)))
+    texts = KannelTexts(help=answers["help"], default=answers["default"],
+                        status_not_found=answers.get("status_not_found", answers["help"]))
+    kannel_conf, kannel_ports = kannel_config(
+        tmp, load_checked_config(str(config)), texts, window=args.window, status=status_kw, status_dir=status_dir,
+        help_aliases=route_words(config, "help", "HELP"), store=args.kannel_store)
+    sims = spawn_simulators(ports, control_port, args.tps, tmp / "sims.log")
+    peer = KannelPeer(kannel_conf, kannel_ports, tmp)
+    try:
+        time.sleep(0.5)
+        peer.start()
+        require_bound(control_port, 30.0)
+        check_peer_answers(control_port, args, answers)
+        results = run_workloads(control_port, chosen, peer.pids, sims.pid)
+        time.sleep(3.0)  # the last receipts (sent up to 2 s after their MT) reach Kannel
+        dlrs_waiting = peer.dlrs_waiting()
+        rss = round(sum(peak_rss_mb(pid) or 0 for pid in peer.pids), 1)
+    finally:
+        peer.stop()
+        stop_process(sims)
+    figures: dict[str, Any] = {"version": kannel_version(), "store": args.kannel_store,
+                               "dlrs_unmatched": dlrs_waiting, "peak_rss_mb": rss}
+    if files is not None:
+        figures["status_files"] = files
+    for name, runs in results.items():
+        figures[name] = summary(runs)
+    return figures
+
+
+# -- store engines (issue 15) --------------------------------------------------------------------
 
 
 def postgres_pids(server: Any) -> list[int]:
@@ -213,7 +456,7 @@ def engine_run(tmp: Path, args: argparse.Namespace, setup: str, server: Any) -> 
     work.mkdir()
     ports = {name: free_port() for name in CARRIERS}
     control_port = free_port()
-    config = bench_config(work, ports, control_port, args.tps, args.window)
+    config = bench_config(work, ports, control_port, args.tps, args.window, args.log_level)
     text = config.read_text(encoding="utf-8")
     if engine == "postgresql":
         url = server.create_database(setup.replace("-", "_"))
@@ -223,6 +466,7 @@ def engine_run(tmp: Path, args: argparse.Namespace, setup: str, server: Any) -> 
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     sims = spawn_simulators(ports, control_port, args.tps, work / "sims.log")
     gateways: list[subprocess.Popen[bytes]] = []
+    help_ = help_workload(args).runs
     try:
         time.sleep(0.5)
         for i in range(int(nodes)):
@@ -240,17 +484,13 @@ def engine_run(tmp: Path, args: argparse.Namespace, setup: str, server: Any) -> 
                        for name, c in status.get("carriers", {}).items()):
                     break
                 time.sleep(0.2)
-        control(control_port, {"op": "load", "count": 300, "rate": 0, "keyword": args.keyword,
-                               "to": args.short_code, "msisdn_base": 96870000000}, 120)
+        control(control_port, help_["warmup"], 120)
         pids = [g.pid for g in gateways]
         db_pids = postgres_pids(server) if engine == "postgresql" else []
         cpu0, db0 = cpu_seconds(pids), cpu_seconds(db_pids)
-        saturation = control(control_port, {"op": "load", "count": args.count, "rate": 0, "keyword": args.keyword,
-                                            "to": args.short_code, "msisdn_base": 96880000000, "settle_s": 1.0}, 900)
+        saturation = control(control_port, help_["saturation"], 900)
         cpu1, db1 = cpu_seconds(pids), cpu_seconds(db_pids)
-        latency = control(control_port, {"op": "load", "count": args.latency_count, "rate": args.rate,
-                                         "keyword": args.keyword, "to": args.short_code,
-                                         "msisdn_base": 96890000000, "settle_s": 1.0}, 900)
+        latency = control(control_port, help_["latency"], 900)
     finally:
         for gateway in gateways:
             stop_process(gateway)
@@ -290,138 +530,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyword", default="HELP")
     parser.add_argument("--short-code", default="90091")
     parser.add_argument("--tps", type=float, default=20000.0, help="per-carrier TPS (gateway and SMSC)")
-    parser.add_argument("--window", type=int, default=50)
+    parser.add_argument("--window", type=int, default=10, help="requests in flight per bind (gateway and Kannel)")
+    parser.add_argument("--log-level", default="info", help="the gateway's log level (default: the shipped one)")
     parser.add_argument("--profile", metavar="FILE", help="run the gateway under cProfile, stats written to FILE")
     parser.add_argument("--parking", action="store_true", help="also run the parking mix (book/extend/my)")
     parser.add_argument("--status", action="store_true", help="also run the STATUS mix over --transactions")
+    parser.add_argument("--all", action="store_true", help="HELP, the parking mix and the STATUS mix")
     parser.add_argument("--transactions", type=int, default=100_000, help="transactions in the store (--status)")
     parser.add_argument("--status-count", type=int, default=20000, help="MOs in the STATUS saturation run")
+    parser.add_argument("--peer", choices=["kannel"], help="run the same load through this peer too, and compare")
+    parser.add_argument("--kannel-store", choices=["none", "file", "spool"], default="none",
+                        help="Kannel's message store (none: its default, nothing written per message)")
     parser.add_argument("--engines", action="store_true",
                         help="compare 1 node on SQLite, 1 node on PostgreSQL and 2 nodes on PostgreSQL")
     args = parser.parse_args(argv)
     if args.engines:
         return compare_engines(args)
+    if args.all:
+        args.parking = args.status = True
+    counts = {"warmup": WARMUP, "saturation": args.status_count, "latency": args.latency_count}
     if args.status:
         check_transactions_feature()
-        counts = {"warmup": 300, "saturation": args.status_count, "latency": args.latency_count}
         if max(counts.values()) > args.transactions // 2:
             raise SystemExit("--transactions must be at least twice the largest STATUS run")
+    peer_missing = None
+    if args.peer == "kannel":
+        from scripts.kannel_peer import kannel_available
 
+        peer_missing = kannel_available()
+        if peer_missing:
+            print(f"{peer_missing}: running smsgw alone", file=sys.stderr)
+    chosen = workloads(args, counts)
     with tempfile.TemporaryDirectory(prefix="smsgw-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        ports = {name: free_port() for name in CARRIERS}
-        control_port = free_port()
-        config = bench_config(tmp, ports, control_port, args.tps, args.window)
-        seeding: dict[str, Any] = {}
-        if args.parking:
-            paid_all_day(tmp)
-        if args.status:
-            text = config.read_text(encoding="utf-8")
-            if not re.search(r'(?m)^keyword = "STATUS"', text):
-                config.write_text(text + TRANSACTION_ROUTES, encoding="utf-8")
-            (tmp / "transactions.toml").write_text(
-                (ROOT / "config" / "transactions.toml").read_text(encoding="utf-8"), encoding="utf-8")
-            seeding = seed_transactions(tmp, config, args.transactions, counts)
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        sims = spawn_simulators(ports, control_port, args.tps, tmp / "sims.log")
-        gateway = None
-        try:
-            time.sleep(0.5)
-            profile = ["-m", "cProfile", "-o", os.path.abspath(args.profile)] if args.profile else []
-            gateway = subprocess.Popen(
-                [sys.executable, *profile, "-m", "smsgw.cli", "run", "--no-simulators", "--config", str(config)],
-                cwd=str(ROOT), env=env, stdout=open(tmp / "gateway.log", "wb"), stderr=subprocess.STDOUT,
-            )
-            require_bound(control_port, 20.0)
-            # Warm-up: first-use costs (imports, statement cache) are not what we measure.
-            control(control_port, {"op": "load", "count": 300, "rate": 0, "keyword": args.keyword,
-                                   "to": args.short_code, "msisdn_base": 96870000000}, 120)
-            saturation = control(
-                control_port,
-                {"op": "load", "count": args.count, "rate": 0, "keyword": args.keyword, "to": args.short_code,
-                 "msisdn_base": 96880000000, "settle_s": 1.0},
-                600,
-            )
-            latency = control(
-                control_port,
-                {"op": "load", "count": args.latency_count, "rate": args.rate, "keyword": args.keyword,
-                 "to": args.short_code, "msisdn_base": 96890000000, "settle_s": 1.0},
-                600,
-            )
-            parking_runs: dict[str, dict[str, Any]] = {}
-            if args.parking:
-                for run, count, rate, base in (("warmup", 300, 0, 96771000000), ("saturation", args.count, 0, 96772000000),
-                                               ("latency", args.latency_count, args.rate, 96773000000)):
-                    parking_runs[run] = control(
-                        control_port,
-                        {"op": "load", "count": count, "rate": rate, "msisdn_base": base,
-                         "mix": parking_mix(count, base % 1000003), "settle_s": 1.0},
-                        600,
-                    )
-            status_runs: dict[str, dict[str, Any]] = {}
-            if args.status:
-                for run, count, rate in (("warmup", counts["warmup"], 0), ("saturation", counts["saturation"], 0),
-                                         ("latency", counts["latency"], args.rate)):
-                    status_runs[run] = control(
-                        control_port,
-                        {"op": "load", "count": count, "rate": rate, "msisdn_base": STATUS_BASES[run],
-                         "mix": status_mix(count, args.transactions), "settle_s": 1.0},
-                        600,
-                    )
-            rss = peak_rss_mb(gateway.pid)
-        finally:
-            stop_process(gateway)
-            stop_process(sims)
-        figures = {
-            "keyword": args.keyword,
-            "mo_count": args.count,
-            "mo_mt_msgs_per_s": saturation.get("msgs_per_s"),
-            "saturation_p50_ms": saturation.get("p50_ms"),
-            "saturation_p99_ms": saturation.get("p99_ms"),
-            "offered_rate": args.rate,
-            "latency_mo_count": args.latency_count,
-            "p50_ms": latency.get("p50_ms"),
-            "p95_ms": latency.get("p95_ms"),
-            "p99_ms": latency.get("p99_ms"),
-            "latency_run_msgs_per_s": latency.get("msgs_per_s"),
-            "peak_rss_mb": rss,
-            "lost": (saturation.get("lost") or 0) + (latency.get("lost") or 0),
-            "duplicates": (saturation.get("duplicates") or 0) + (latency.get("duplicates") or 0),
-            "mo_redeliveries": (saturation.get("mo_redeliveries") or 0) + (latency.get("mo_redeliveries") or 0),
-            "finished": [saturation.get("finished"), latency.get("finished")],
-        }
-        if args.parking:
-            sat, lat = parking_runs["saturation"], parking_runs["latency"]
-            figures["parking"] = {
-                "mo_count": args.count,
-                "mo_mt_msgs_per_s": sat.get("msgs_per_s"),
-                "help_ratio": round(sat["msgs_per_s"] / saturation["msgs_per_s"], 2)
-                if sat.get("msgs_per_s") and saturation.get("msgs_per_s") else None,
-                "saturation_p99_ms": sat.get("p99_ms"),
-                "offered_rate": args.rate,
-                "p50_ms": lat.get("p50_ms"),
-                "p99_ms": lat.get("p99_ms"),
-                "lost": (sat.get("lost") or 0) + (lat.get("lost") or 0),
-                "duplicates": (sat.get("duplicates") or 0) + (lat.get("duplicates") or 0),
-            }
-        if args.status:
-            sat, lat = status_runs["saturation"], status_runs["latency"]
-            figures["status"] = {
-                **seeding,
-                "mo_count": counts["saturation"],
-                "mo_mt_msgs_per_s": sat.get("msgs_per_s"),
-                "saturation_p50_ms": sat.get("p50_ms"),
-                "saturation_p99_ms": sat.get("p99_ms"),
-                "offered_rate": args.rate,
-                "latency_mo_count": counts["latency"],
-                "p50_ms": lat.get("p50_ms"),
-                "p95_ms": lat.get("p95_ms"),
-                "p99_ms": lat.get("p99_ms"),
-                "lost": (sat.get("lost") or 0) + (lat.get("lost") or 0),
-                "duplicates": (sat.get("duplicates") or 0) + (lat.get("duplicates") or 0),
-                "finished": [sat.get("finished"), lat.get("finished")],
-            }
-        print(json.dumps(figures, ensure_ascii=False))
+        (tmp / "smsgw").mkdir()
+        figures, answers = run_smsgw(args, tmp / "smsgw", counts, chosen)
+        if args.peer == "kannel":
+            if peer_missing:
+                figures["kannel"] = {"skipped": peer_missing}
+            else:
+                (tmp / "kannel").mkdir()
+                kannel = run_kannel(args, tmp / "kannel", counts, chosen, answers)
+                figures["kannel"] = kannel
+                ours = {"help": figures, **{name: figures[name] for name in ("parking", "status") if name in figures}}
+                figures["vs_kannel"] = {
+                    name: round(ours[name]["mo_mt_msgs_per_s"] / kannel[name]["mo_mt_msgs_per_s"], 2)
+                    if ours[name].get("mo_mt_msgs_per_s") and kannel[name].get("mo_mt_msgs_per_s") else None
+                    for name in ours
+                }
+    print(json.dumps(figures, ensure_ascii=False))
     return 0
 
 

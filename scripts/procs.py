@@ -415,3 +415,28 @@ class Traffic(threading.Thread):
                     print(f"inject failed ({exc}); retrying", file=sys.stderr, flush=True)
             self.on_tick()
             self._halt.wait(0.1)
+
+
+def wait_port(port: int, timeout: float = 20.0, host: str = "127.0.0.1") -> bool:
+    """True once something accepts TCP connections on `port`, False after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1.0):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def cpu_seconds(pids: "list[int] | tuple[int, ...]") -> float:
+    """User + system CPU time used so far by these processes (all their threads), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total

@@ -20,6 +20,7 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.python.failure import Failure
 
 from smsgw import dlr, reassembly
 from smsgw.abuse import AbuseGuard, Verdict
@@ -41,6 +42,7 @@ from smsgw.cluster import SCHEMA as CLUSTER_SCHEMA
 from smsgw.cluster import ClusterMember, ClusterSettings, ConfigListener, default_node_name
 from smsgw.store import NewMo, NewMoPart, NewMt, Outbound, Store, StoreUnavailable, is_postgres
 from smsgw.textnorm import detect_lang
+from smsgw.traffic import TrafficLog
 from smsgw.ussd.channel import UssdChannel
 from smsgw.ussd.dialogue import find_app
 from smsgw.ussd.sessions import SCHEMA as USSD_SESSIONS
@@ -106,6 +108,7 @@ class Gateway(MultiService):
         self.context: ServiceContext | None = None
         self.queue: OutboundQueue | None = None
         self.ussd: UssdChannel | None = None  # USSD dialogues (smsgw/ussd), built at start
+        self.traffic: TrafficLog | None = None  # the periodic `traffic` event, built at start
         self.accepting = False
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -368,6 +371,8 @@ class Gateway(MultiService):
                                 find_app(handlers), bound_since=self._bound_since, shared=self.clustered,
                                 runs_jobs=self.runs_jobs)
         self.ussd.setServiceParent(self)
+        self.traffic = TrafficLog(self)  # per-message events are at debug: their counts at info
+        self.traffic.setServiceParent(self)
         backlog = (await store.counts()).get("mt_queued", 0)
         unprocessed: list[Inbound] = []
         if self.cluster is None:
@@ -534,19 +539,38 @@ class Gateway(MultiService):
 
     def _deliver_callback(self, carrier: CarrierConfig) -> Callable[[Pdu], Deferred]:
         def on_deliver(pdu: Pdu) -> Deferred:
-            return Deferred.fromFuture(asyncio.ensure_future(self.accept_deliver(carrier, pdu)))
+            answered: Deferred[int] = Deferred()
+            self._spawn(self._deliver(carrier, pdu, answered))
+            return answered
 
         return on_deliver
 
-    async def accept_deliver(self, carrier: CarrierConfig, pdu: Pdu) -> int:
-        """Store one deliver_sm/data_sm; the return value is the deliver_sm_resp status."""
+    async def _deliver(self, carrier: CarrierConfig, pdu: Pdu, answered: Deferred) -> None:
+        """One task per deliver_sm: store it, answer the SMSC the moment it is committed (firing
+        the session's Deferred directly, no Future adapted to a Deferred), then process the MO it
+        completed in the same task rather than a second one."""
+        try:
+            status, inbound = await self._accept(carrier, pdu)
+        except asyncio.CancelledError:
+            answered.errback(Failure())
+            raise
+        except Exception:
+            answered.errback(Failure())  # the session logs it and answers ESME_RX_T_APPN
+            return
+        answered.callback(status)
+        if inbound is not None:
+            await self._process(inbound)
+
+    async def _accept(self, carrier: CarrierConfig, pdu: Pdu) -> tuple[int, Inbound | None]:
+        """Store one deliver_sm/data_sm: the deliver_sm_resp status, and the MO to process if it
+        completed one."""
         if not self.accepting or self.store is None:
-            return c.ESME_RX_T_APPN  # shutting down: the carrier keeps it and redelivers
+            return c.ESME_RX_T_APPN, None  # shutting down: the carrier keeps it and redelivers
         params = pdu.params
         esm_class = params.get("esm_class", 0)
         try:
             if dlr.is_receipt(esm_class):
-                return await self._accept_receipt(carrier, pdu)
+                return await self._accept_receipt(carrier, pdu), None
             if c.TLV_USSD_SERVICE_OP in pdu.tlvs:
                 return await self._accept_ussd(carrier, pdu)
             return await self._accept_mo(carrier, pdu)
@@ -554,7 +578,7 @@ class Gateway(MultiService):
             self.counters["mo_rejected"] += 1
             self.carrier_counters[carrier.name, "mo_rejected"] += 1
             log.error("mo_not_stored", carrier=carrier.name, error=str(exc))
-            return c.ESME_RX_T_APPN
+            return c.ESME_RX_T_APPN, None
 
     async def _accept_receipt(self, carrier: CarrierConfig, pdu: Pdu) -> int:
         receipt = dlr.parse_receipt(pdu.params.get("short_message", b""), pdu.tlvs)
@@ -571,13 +595,13 @@ class Gateway(MultiService):
         )
         return c.ESME_ROK
 
-    async def _accept_mo(self, carrier: CarrierConfig, pdu: Pdu) -> int:
+    async def _accept_mo(self, carrier: CarrierConfig, pdu: Pdu) -> tuple[int, Inbound | None]:
         assert self.store is not None
         params = pdu.params
         msisdn = canonical_msisdn(params.get("source_addr", ""))
         short_code = params.get("destination_addr", "").strip()
         if not msisdn or not short_code:
-            return c.ESME_RINVSRCADR if not msisdn else c.ESME_RINVDSTADR
+            return (c.ESME_RINVSRCADR if not msisdn else c.ESME_RINVDSTADR), None
         data_coding = params.get("data_coding", 0)
         payload = params.get("short_message", b"") or pdu.tlvs.get(c.TLV_MESSAGE_PAYLOAD, b"")
         carrier_msg_id = pdu.tlv_cstr(carrier.mo_id_tlv) if carrier.mo_id_tlv is not None else None
@@ -587,7 +611,7 @@ class Gateway(MultiService):
             concat = reassembly.extract_concat(payload, params.get("esm_class", 0), pdu.tlvs)
         except reassembly.MalformedConcat as exc:
             log.warning("mo_concat_malformed", carrier=carrier.name, reason=str(exc))
-            return c.ESME_RINVMSGLEN
+            return c.ESME_RINVMSGLEN, None
         if concat is None:
             body = reassembly.message_body(payload, params.get("esm_class", 0), pdu.tlvs)
             text = smstext.decode_short_message(body, data_coding, alphabet)
@@ -607,17 +631,16 @@ class Gateway(MultiService):
         if duplicate:
             self.counters["mo_duplicate"] += 1
             self.carrier_counters[carrier.name, "mo_duplicate"] += 1
-            log.info("mo_duplicate", carrier=carrier.name, msisdn=mask_msisdn(msisdn))
+            log.debug("mo_duplicate", carrier=carrier.name, msisdn=mask_msisdn(msisdn))
             if inbound is not None and inbound.id not in self._processing:
                 self._spawn(self._resume_if_unfinished(inbound))
-            return c.ESME_ROK
+            return c.ESME_ROK, None
         self.counters["mo"] += 1
         self.carrier_counters[carrier.name, "mo_accepted"] += 1
         if inbound is not None:
-            log.info("mo_accepted", carrier=carrier.name, msisdn=mask_msisdn(msisdn), inbound_id=inbound.id,
-                     short_code=short_code)
-            self._spawn(self._process(inbound))
-        return c.ESME_ROK
+            log.debug("mo_accepted", carrier=carrier.name, msisdn=mask_msisdn(msisdn), inbound_id=inbound.id,
+                      short_code=short_code)
+        return c.ESME_ROK, inbound  # inbound is None while parts of a long MO are missing
 
     async def _sweep_reassembly(self) -> None:
         """Multipart MOs whose missing parts never came: process what arrived, gaps marked."""
@@ -742,14 +765,13 @@ class Gateway(MultiService):
     # -- USSD (smsgw/ussd/channel.py: variants, sessions, timeouts; the screen commits with the
     # -- session step there, so here the MO is only marked processed) --------------------------
 
-    async def _accept_ussd(self, carrier: CarrierConfig, pdu: Pdu) -> int:
+    async def _accept_ussd(self, carrier: CarrierConfig, pdu: Pdu) -> tuple[int, Inbound | None]:
         assert self.ussd is not None
         status, inbound = await self.ussd.accept(carrier, pdu, self.clock.seconds())
         if inbound is not None:
             self.counters["mo"] += 1
             self.carrier_counters[carrier.name, "mo_accepted"] += 1
-            self._spawn(self._process(inbound))
-        return status
+        return status, inbound
 
     async def _process_ussd(self, inbound: Inbound) -> None:
         assert self.ussd is not None and self.store is not None

@@ -101,11 +101,13 @@ _GSM_EXTENSION = {
 
 _GSM_ENCODE: dict[str, bytes] = {ch: bytes([i]) for i, ch in enumerate(_GSM_BASIC) if i != _ESC}
 _GSM_ENCODE.update({ch: bytes([_ESC, code]) for code, ch in _GSM_EXTENSION.items()})
+#: The same table for str.translate: each character to its septet(s) as code points 0..127, so
+#: a GSM text is encoded by one C-level pass and a latin-1 encode (hot path: every reply).
+_GSM_TRANSLATE: dict[int, str] = {ord(ch): code.decode("latin-1") for ch, code in _GSM_ENCODE.items()}
 
 
 #: Every character of the GSM default alphabet and its extension table, as a regex class:
 #: one C-level scan per message instead of a Python loop per character (hot path).
-_GSM_EXTENSION_CHARS = frozenset(_GSM_EXTENSION.values())
 _GSM_ONLY = re.compile("[" + "".join(re.escape(ch) for ch in _GSM_ENCODE) + "]*")
 
 
@@ -341,13 +343,10 @@ def _single_part(text: str, default_alphabet: str) -> MessagePart | None:
         return None
     _check_alphabet(default_alphabet)
     if _fits_default(text, default_alphabet):
-        septets = len(text) + sum(1 for ch in text if ch in _GSM_EXTENSION_CHARS)
-        if septets > _SINGLE_SEPTETS:
+        septets = text.translate(_GSM_TRANSLATE).encode("latin-1")  # one octet per septet
+        if len(septets) > _SINGLE_SEPTETS:
             return None
-        if default_alphabet == "gsm7":
-            payload = b"".join([_GSM_ENCODE[ch] for ch in text])
-        else:
-            payload = text.encode("latin-1")
+        payload = septets if default_alphabet == "gsm7" else text.encode("latin-1")
         return MessagePart(DC_DEFAULT, payload, 0, (), 1, 1)
     if any(0xD800 <= ord(ch) <= 0xDFFF for ch in text):
         return None  # lone surrogates: the careful path replaces them

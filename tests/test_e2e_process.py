@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import signal
 import subprocess
@@ -110,6 +111,9 @@ async def test_run_with_embedded_simulators_answers_send_and_stops_on_sigint(tmp
         await eventually(
             lambda: sum(e.get("event") == "bind_ok" for e in log_events(log)) >= 4, timeout=10
         )
+        # The loop under the reactor: uvloop's when it is installed (smsgw/reactor.py).
+        [loop] = [e["loop"] for e in log_events(log) if e.get("event") == "event_loop"]
+        assert loop == ("uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio")
         send = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "smsgw.cli", "send", "--config", str(config), "--carrier", "ooredoo",
             "--from", "96891234567", "--to", "90091", "HELP", cwd=str(ROOT),

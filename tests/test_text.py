@@ -265,6 +265,26 @@ def test_160_gsm_chars_is_one_plain_part() -> None:
     assert part == MessagePart(data_coding=0, short_message=b"a" * 160, esm_class=0, tlvs=(), part_no=1, total=1)
 
 
+@pytest.mark.parametrize(
+    "text, parts",
+    [
+        ("€" * 80, 1),  # 160 septets: each extension character is two
+        ("€" * 80 + "a", 2),
+        ("a" * 159 + "[", 2),
+        ("a" * 158 + "[", 1),
+        ("{x} ~ |y| ^ \\ €", 1),
+    ],
+)
+def test_one_part_fast_path_counts_and_encodes_extension_characters(text: str, parts: int) -> None:
+    """The one-part path encodes with a translation table; it must agree septet for septet with
+    the character-by-character encoder and send the text whole."""
+    got = split_text(text, "gsm7", "udh", 1)
+    assert len(got) == parts
+    if parts == 1:
+        assert got[0].short_message == b"".join(t._GSM_ENCODE[ch] for ch in text)
+    assert decode_short_message(b"".join(p.short_message[6 if parts > 1 else 0:] for p in got), 0, "gsm7") == text
+
+
 def test_161_gsm_chars_is_two_udh_parts() -> None:
     parts = split_text("a" * 161, "gsm7", "udh", 0x1F7)
     assert [p.short_message[:6] for p in parts] == [bytes([5, 0, 3, 0xF7, 2, 1]), bytes([5, 0, 3, 0xF7, 2, 2])]

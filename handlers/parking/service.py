@@ -769,7 +769,8 @@ class ParkingService:
     @staticmethod
     def _log(event: str, who: Requester, outcome: Outcome) -> None:
         session = outcome.session
-        log.info(
+        # One per request: at debug, counted in the gateway's `traffic` line at info (smsgw/traffic.py).
+        log.debug(
             event,
             status=outcome.status.value,
             carrier=who.carrier,

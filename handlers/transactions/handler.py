@@ -75,8 +75,9 @@ class TransactionsHandler:
         lookup = await self.service.lookup(caller, text)
         outcome = lookup.outcome
         if outcome is not LookupOutcome.FOUND:
-            # Which reference was asked for is left out on purpose: enumeration shows in the counts.
-            log.info("transaction_lookup_failed", msisdn=mask_msisdn(caller.msisdn), outcome=outcome.value)
+            # Which reference was asked for is left out on purpose: enumeration shows in the counts
+            # (per message at debug; the `traffic` line at info counts them).
+            log.debug("transaction_lookup_failed", msisdn=mask_msisdn(caller.msisdn), outcome=outcome.value)
         if outcome is LookupOutcome.FOUND:
             assert lookup.transaction is not None
             return [req.reply(wording.status_reply(lookup.transaction, req.lang, config))]

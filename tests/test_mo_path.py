@@ -1,0 +1,94 @@
+"""The MO path's order over real loopback SMPP: commit, then deliver_sm_resp, then the handler;
+and what the SMSC is told when accepting fails in a way nobody planned for."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from smsgw.config import RouteConfig
+from smsgw.feature import Feature
+from smsgw.message import Request
+from smsgw.smpp import constants as c
+from tests.stack import eventually, on_loop, start_stack, wait
+
+SHORT_CODE = "90091"
+
+
+class GatedHandler:
+    """Answers only when the test opens the gate, so the test can look at the MO before that."""
+
+    gate: asyncio.Future[None] | None = None
+    seen: list[str] = []
+
+    def __init__(self, _ctx: object) -> None:
+        pass
+
+    async def handle(self, req: Request) -> list:
+        GatedHandler.seen.append(req.inbound.text)
+        assert GatedHandler.gate is not None
+        await GatedHandler.gate
+        return [req.reply("done")]
+
+
+GATED = Feature(name="gated", handlers={"gated": GatedHandler})
+GATED_ROUTE = RouteConfig(keyword="GATE", aliases=(), handler="gated", short_codes=())
+
+
+async def inbound_rows(stack: Any) -> list[tuple[str, Any]]:
+    return await stack.gateway.store.read(
+        lambda conn: [tuple(row) for row in conn.execute("SELECT text, processed_at FROM inbound ORDER BY id")]
+    )
+
+
+@on_loop
+async def test_mo_is_answered_once_committed_without_waiting_for_its_handler(tmp_path: Path) -> None:
+    GatedHandler.gate = asyncio.get_running_loop().create_future()
+    GatedHandler.seen = []
+    stack = await start_stack(tmp_path, carriers=["omantel"], features=[GATED], routes=[GATED_ROUTE])
+    try:
+        smsc = stack.smsc("omantel")
+        mo_id = smsc.inject_mo("96891230500", SHORT_CODE, "GATE one")
+        await eventually(lambda: smsc.mo(mo_id).acked)
+        # Acknowledged: the row is committed, and stays unprocessed while the handler waits.
+        assert await inbound_rows(stack) == [("GATE one", None)]
+        await eventually(lambda: GatedHandler.seen == ["GATE one"])
+        assert stack.handset("omantel", "96891230500") == []
+        GatedHandler.gate.set_result(None)
+        [reply] = await wait(smsc.wait_handset("96891230500", 1, since_index=0))
+        assert reply.text == "done"
+        [(text, processed_at)] = await inbound_rows(stack)
+        assert processed_at is not None
+    finally:
+        if not GatedHandler.gate.done():
+            GatedHandler.gate.set_result(None)
+        await stack.stop()
+
+
+@on_loop
+async def test_unexpected_error_while_accepting_is_answered_0x64_and_the_next_mo_is_served(tmp_path: Path) -> None:
+    """A bug in accepting one MO: the SMSC is told to keep it (ESME_RX_T_APPN), nothing is
+    stored for it, and the link goes on serving."""
+    stack = await start_stack(tmp_path, carriers=["omantel"])
+    try:
+        gateway = stack.gateway
+        real = gateway._accept_mo
+        calls = {"n": 0}
+
+        async def broken_once(carrier: Any, pdu: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("unplanned")
+            return await real(carrier, pdu)
+
+        gateway._accept_mo = broken_once  # type: ignore[method-assign]
+        smsc = stack.smsc("omantel")
+        mo_id = smsc.inject_mo("96891230510", SHORT_CODE, "HELP")
+        await eventually(lambda: c.ESME_RX_T_APPN in smsc.mo(mo_id).statuses)
+        assert await inbound_rows(stack) == []
+        [reply] = await stack.send("omantel", "96891230511", SHORT_CODE, "HELP")
+        assert reply.text
+        assert gateway.counters["processed"] == 1
+    finally:
+        await stack.stop()
