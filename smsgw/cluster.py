@@ -184,6 +184,8 @@ class ClusterMember(Service):
         self._beating: asyncio.Future[Any] | None = None
         self._fence_timer: IDelayedCall | None = None
         self._joined = False
+        #: Where queued MTs are claimed: the gateway sets the store's engine (see `claim`).
+        self.claim_engine: "PostgresEngine" = engine
 
     # ------------------------------------------------------------------ life cycle
 
@@ -459,15 +461,29 @@ class ClusterMember(Service):
         """This node holds a bind slot of the carrier and is not fenced."""
         return not self.fenced and carrier in self.slots
 
-    async def claim(self, carrier: str, limit: int) -> list["Outbound"]:
-        """Take up to `limit` queued MTs of the carrier nobody alive has claimed, oldest first."""
-        return await self.engine.call(self._op_claim, carrier, limit)
+    async def claim(self, carrier: str, limit: int, held_at_most: int) -> list["Outbound"]:
+        """Take up to `limit` queued MTs of the carrier nobody alive has claimed, oldest first,
+        and never so many that this node would hold more than `held_at_most` queued MTs claimed.
 
-    def _op_claim(self, conn: "PgConnection", carrier: str, limit: int) -> list["Outbound"]:
+        The second bound is counted in the database because it sees what the queue cannot yet:
+        MTs this node's own writes claimed as they were stored, committed but not handed to the
+        queue when it asked for more.  It runs on the store's own connection (`claim_engine`),
+        between its group commits, so every MT claimed as it was stored is either committed and
+        counted, or stored after this claim while the queue's `claiming` already counts it."""
+        return await self.claim_engine.call(self._op_claim, carrier, limit, held_at_most)
+
+    def _op_claim(self, conn: "PgConnection", carrier: str, limit: int, held_at_most: int) -> list["Outbound"]:
         from smsgw.store.outbound import OUTBOUND_COLS, load_parts, outbound_from_row
 
         raw = conn.raw
         with raw.transaction():
+            (held,) = raw.execute(
+                "SELECT count(*) FROM outbound WHERE claimed_by = %s AND carrier = %s AND state = 'queued'",
+                (self.incarnation, carrier),
+            ).fetchone()
+            limit = min(limit, held_at_most - held)
+            if limit <= 0:
+                return []
             (now,) = raw.execute(_NOW).fetchone()
             cols = ", ".join(f"o.{c.strip()}" for c in OUTBOUND_COLS.split(","))
             rows = raw.execute(

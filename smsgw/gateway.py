@@ -178,6 +178,7 @@ class Gateway(MultiService):
         self.metrics.node = self.node  # several nodes are scraped as one job: label every sample
         store.node_tag = lambda: member.incarnation
         store.claim_for = self._claim_for
+        member.claim_engine = store.engine  # type: ignore[assignment]
 
     @property
     def clustered(self) -> bool:
@@ -205,7 +206,7 @@ class Gateway(MultiService):
         # Keep an MT only while this node can send it within about a second; beyond that it is
         # left unclaimed, for whichever node holding another of the carrier's binds has room.
         if sender is None or sender.fenced or (
-                sender.depth + sender.claiming >= min(sender.high_water, max(10.0, sender.config.tps))):
+                sender.held + sender.claiming >= min(sender.high_water, max(10.0, sender.config.tps))):
             return None
         return member.incarnation
 

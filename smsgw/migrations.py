@@ -192,6 +192,9 @@ MIGRATIONS: Final[tuple[tuple[Statement, ...], ...]] = (
         "CREATE INDEX outbound_claims ON outbound (carrier, id) WHERE state = 'queued'",
         "CREATE INDEX inbound_unprocessed_node ON inbound (node) WHERE processed_at IS NULL",
     ),
+    # 5: how many queued MTs a node holds claimed, counted when it claims more (its memory bound
+    # includes MTs claimed by its own writes that the queue has not taken in yet).
+    ("CREATE INDEX outbound_claimed ON outbound (claimed_by, carrier) WHERE state = 'queued'",),
 )
 
 LATEST: Final[int] = len(MIGRATIONS)

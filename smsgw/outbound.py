@@ -84,6 +84,7 @@ class _Job:
     urgent: bool = False  # a USSD screen: its own lane, see USSD_RESERVED_SLOTS
     retry_scheduled: bool = False  # in the retry heap: several parts failing count one attempt
     final: bool = False  # failed or expired: nothing of it is sent or retried any more
+    counted: bool = False  # in CarrierSender.held until it is sent whole or ends
 
     def next_part(self) -> smstext.MessagePart | None:
         sent = self.outbound.parts_sent
@@ -137,9 +138,9 @@ class CarrierSender:
         #: Several nodes (smsgw/cluster.py): set while this node may not send (its lease could not be
         #: renewed in time, or it holds no bind slot of the carrier).
         self.fenced = False
-        #: Several nodes: how queued MTs are taken from the store, `claims(carrier, limit)`: only
+        #: Several nodes: how queued MTs are taken from the store, `claims(carrier, limit, held_at_most)`: only
         #: those this node claims (no other node sends them); None: every queued MT (one node).
-        self.claims: Callable[[str, int], Any] | None = None
+        self.claims: Callable[[str, int, int], Any] | None = None
         #: Several nodes: MTs asked for by a claim still under way (they count against the room
         #: this node has, so a claim and MTs claimed as they are stored never overfill it).
         self.claiming = 0
@@ -165,6 +166,7 @@ class CarrierSender:
         self._loaded_max_id = 0
         self._refilling = False
         self._missed = False
+        self._held = 0
         connector.add_state_listener(self._link_changed)
 
     # -- queue management -------------------------------------------------------------
@@ -172,6 +174,13 @@ class CarrierSender:
     @property
     def depth(self) -> int:
         return len(self._ready) + len(self._retry) + len(self._urgent)
+
+    @property
+    def held(self) -> int:
+        """MTs in memory, waiting or with a part the carrier has not answered yet (a throttled
+        part comes back to wait): what the high-water mark bounds.  One integer, so the store's
+        thread deciding a claim (smsgw/gateway.py) never reads it half-updated."""
+        return self._held
 
     def oldest_created_at(self) -> float | None:
         times = [job.outbound.created_at for job in self._ready]
@@ -196,7 +205,7 @@ class CarrierSender:
             self._maybe_refill()
             return
         self._hold(outbound)
-        if len(self._ready) >= self.high_water:
+        if self.held >= self.high_water:
             self._spilled = True
         self.pump()
 
@@ -209,7 +218,7 @@ class CarrierSender:
         except ValueError as exc:
             self._final(_Job(outbound, []), "failed", f"cannot encode: {exc}")
             return
-        self._ready.append(_Job(outbound, parts))
+        self._ready.append(self._count(_Job(outbound, parts)))
 
     def _hold_urgent(self, outbound: "Outbound") -> None:
         """Put a USSD screen in its lane, as ONE submit_sm (a screen is never split)."""
@@ -229,13 +238,23 @@ class CarrierSender:
         except ValueError as exc:
             self._final(_Job(outbound, [], urgent=True), "failed", f"cannot encode USSD screen: {exc}")
             return
-        self._urgent.append(_Job(outbound, [smstext.MessagePart(data_coding, payload, 0, (), 1, 1)], urgent=True))
+        self._urgent.append(self._count(_Job(outbound, [smstext.MessagePart(data_coding, payload, 0, (), 1, 1)], urgent=True)))
+
+    def _count(self, job: _Job) -> _Job:
+        job.counted = True
+        self._held += 1
+        return job
+
+    def _uncount(self, job: _Job) -> None:
+        if job.counted:
+            job.counted = False
+            self._held -= 1
 
     def _lane(self, job: _Job) -> deque[_Job]:
         return self._urgent if job.urgent else self._ready
 
     def _maybe_refill(self) -> None:
-        if self._spilled and not self._refilling and not self._stopping and self.depth < self.high_water // 2:
+        if self._spilled and not self._refilling and not self._stopping and self.held < self.high_water // 2:
             self._refilling = True
             self._missed = False
             self._write(self._refill())
@@ -268,11 +287,11 @@ class CarrierSender:
         """Several nodes: claim what nobody alive has claimed; every MT claimed is ours to send."""
         assert self.claims is not None
         try:
-            room = min(self.refill_batch, self.high_water - self.depth)
+            room = min(self.refill_batch, self.high_water - self.held)
             if self.fenced or room <= 0:
                 return
             self.claiming = room
-            batch = await self.claims(self.carrier, room)
+            batch = await self.claims(self.carrier, room, self.high_water)
         except Exception as exc:  # noqa: BLE001 - the claim poll tries again
             log.error("backlog_claim_failed", carrier=self.carrier, error=f"{type(exc).__name__}: {exc}")
             return
@@ -315,6 +334,7 @@ class CarrierSender:
         the store keeps them for whichever node claims them.  In-flight parts are still recorded."""
         for job in [*self._ready, *self._urgent, *(j for _, _, j in self._retry)]:
             job.final = True  # a retry or late answer of it sends nothing more
+            self._uncount(job)
         self._ready.clear()
         self._urgent.clear()
         self._urgent_ids.clear()
@@ -403,6 +423,8 @@ class CarrierSender:
             if part is None:
                 # every remaining part is in flight; the job waits for their responses
                 ready.popleft()
+                if job.done:
+                    self._uncount(job)  # resumed with every part already taken
                 continue
             job.in_flight.add(part.part_no)
             self.rate.record(now)
@@ -559,6 +581,8 @@ class CarrierSender:
         raw_id = str(pdu.params.get("message_id", ""))
         smsc_id = normalise_message_id(raw_id, self.config.resp_id_format)
         job.outbound.parts_sent[part.part_no] = smsc_id
+        if job.done:
+            self._uncount(job)
         self._write(self.store.record_part_sent(job.outbound.id, part.part_no, len(job.parts), smsc_id, raw_id, now))
         if job.done and not job.final and self._on_result is not None:
             self._on_result(self.carrier, job.outbound, "sent")
@@ -592,6 +616,7 @@ class CarrierSender:
         if job.final:
             return
         job.final = True  # a part still in a lane or in flight is skipped or only recorded
+        self._uncount(job)
         outbound = job.outbound
         if state == "expired":
             self.stats.expired += 1
