@@ -21,6 +21,7 @@ import os
 import re
 import subprocess
 import sys
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from carriers.records import HandsetMessage
 from smsgw.config import GatewayConfig, RouteConfig, load_config
 from smsgw.feature import Feature
 from smsgw.gateway import Gateway
+from smsgw.store import Store
 from tests import engines
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,12 +45,41 @@ SHIPPED_CONFIG = ROOT / "config" / "gateway.toml"
 CARRIERS = ("omantel", "ooredoo", "friendi")
 
 
+#: Every store a test opened: a test that fails before closing its own would otherwise leave the
+#: store's worker thread running, and the test process would never exit.
+_opened_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
+_store_open = Store.open.__func__  # type: ignore[attr-defined]
+
+
+async def _open_tracked(cls: type[Store], *args: Any, **kwargs: Any) -> Store:
+    store = await _store_open(cls, *args, **kwargs)
+    _opened_stores.add(store)
+    return store
+
+
+Store.open = classmethod(_open_tracked)  # type: ignore[method-assign, assignment]
+
+
+async def _close_left_open() -> None:
+    for store in list(_opened_stores):
+        if not store._closed:
+            try:
+                await store.close()
+            except Exception:  # noqa: BLE001 - the test's own failure is the one to report
+                pass
+    _opened_stores.clear()
+
+
 def on_loop(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """Make an asyncio test coroutine a pytest-twisted test running on the reactor's loop."""
+    """Make an asyncio test coroutine a pytest-twisted test running on the reactor's loop; any
+    store it left open (it failed half-way) is closed after it."""
 
     @functools.wraps(fn)
     async def test(*args: Any, **kwargs: Any) -> Any:
-        return await Deferred.fromFuture(asyncio.ensure_future(fn(*args, **kwargs)))
+        try:
+            return await Deferred.fromFuture(asyncio.ensure_future(fn(*args, **kwargs)))
+        finally:
+            await Deferred.fromFuture(asyncio.ensure_future(_close_left_open()))
 
     return pytest_twisted.ensureDeferred(test)
 

@@ -10,7 +10,6 @@ message is accept_mo + complete_mo + record_part_sent + record_dlr).
 from __future__ import annotations
 
 import asyncio
-import functools
 import inspect
 import shutil
 import sqlite3
@@ -18,14 +17,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
-import pytest_twisted
-from twisted.internet.defer import Deferred
 
 from smsgw import migrations
 from tests.engines import is_postgres, location, query, run_statements, table_names
@@ -39,19 +35,12 @@ from smsgw.store import (
     StoreClosed,
     StoreUnavailable,
 )
+from tests.stack import on_loop
 
 
 pytestmark = pytest.mark.usefixtures("store_engine")
 
 
-def on_loop(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """Make an asyncio test coroutine a pytest-twisted test running on the reactor's loop."""
-
-    @functools.wraps(fn)
-    async def test(*args: Any, **kwargs: Any) -> Any:
-        return await Deferred.fromFuture(asyncio.ensure_future(fn(*args, **kwargs)))
-
-    return pytest_twisted.ensureDeferred(test)
 
 
 class FakeClock:

@@ -5,25 +5,16 @@ reconnected to by itself.  (Everything else is tests/test_store.py, run on both 
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-import pytest_twisted
-from twisted.internet.defer import Deferred
 
 from scripts.pgserver import PgServer
 from smsgw.store import NewMo, Store, StoreUnavailable
 from smsgw.store.dialect import PgDialect, ddl, placeholders
+from tests.stack import on_loop
 
 
-def on_loop(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    async def test(*args: Any, **kwargs: Any) -> Any:
-        return await Deferred.fromFuture(asyncio.ensure_future(fn(*args, **kwargs)))
-
-    return pytest_twisted.ensureDeferred(test)
 
 
 def mo(msg_id: str, text: str = "HELP") -> NewMo:

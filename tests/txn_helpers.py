@@ -6,16 +6,10 @@ The only stand-in is the outbound queue: `Harness.queued` collects what the serv
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import itertools
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import pytest_twisted
-from twisted.internet.defer import Deferred
 
 from handlers.transactions.config import TransactionsConfig
 from handlers.transactions.handler import TransactionsHandler
@@ -27,6 +21,7 @@ from smsgw.message import Inbound, Reply
 from smsgw.router import Router
 from smsgw.store import NewMt, Outbound, Store
 from tests import engines
+from tests.stack import on_loop  # noqa: F401 - the transactions tests take it from here
 
 T0 = 1_773_297_000.0  # 2026-03-12 10:30 in Muscat
 CODE = "90092"
@@ -41,14 +36,6 @@ ROUTES = (
 )
 
 
-def on_loop(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """Make an asyncio test coroutine a pytest-twisted test running on the reactor's loop."""
-
-    @functools.wraps(fn)
-    async def test(*args: Any, **kwargs: Any) -> Any:
-        return await Deferred.fromFuture(asyncio.ensure_future(fn(*args, **kwargs)))
-
-    return pytest_twisted.ensureDeferred(test)
 
 
 class Clock:
