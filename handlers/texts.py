@@ -24,7 +24,9 @@ USAGE: dict[str, tuple[str, str]] = {
     "MY": ("{kw}: your tickets or requests", "{kw}: تذاكرك أو طلباتك"),
     "MY@parking": ("{kw}: your parking now", "{kw}: وقوفك الحالي"),
     "MY@transactions": ("{kw}: your open requests", "{kw}: طلباتك المفتوحة"),
-    "Y": ("{kw}: 30 min more after a reminder", "{kw}: 30 دقيقة أخرى بعد التذكير"),
+    # Y books or extends only as the answer to one of our messages (a reminder, or a question about
+    # what a driver meant): never on its own.
+    "Y": ("{kw}: yes to a reminder or our question", "{kw}: موافقة على التذكير أو سؤالنا"),
     "CHECK": ("{kw} 1234AB: check a plate", "{kw} 1234AB: استعلام عن مركبة"),
     "STATUS": ("{kw} <ref>: request status", "{kw} <رقم الطلب>: حالة الطلب"),
     "STOP": ("{kw}: no more SMS", "{kw}: إيقاف الرسائل"),

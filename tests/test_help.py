@@ -151,7 +151,7 @@ def test_the_my_line_says_what_my_is_on_each_short_code(shipped: Router) -> None
     assert my_line("HELP", REQUESTS, "MY") == "MY: your open requests"
     assert my_line("مساعدة", PARKING, "مواقفي") == "مواقفي: وقوفك الحالي"
     assert my_line("مساعدة", REQUESTS, "طلباتي") == "طلباتي: طلباتك المفتوحة"
-    assert my_line("مساعدة", PARKING, "نعم") == "نعم: 30 دقيقة أخرى بعد التذكير"
+    assert my_line("مساعدة", PARKING, "نعم") == "نعم: موافقة على التذكير أو سؤالنا"
 
 
 def test_help_keeps_every_keyword_when_examples_do_not_fit(router: Router) -> None:

@@ -211,3 +211,21 @@ async def test_help_and_free_hours(tmp_path: Path) -> None:
         assert await ledger(stack) == []
     finally:
         await stack.stop()
+
+
+@on_loop
+async def test_a_stray_yes_extends_nothing(tmp_path: Path) -> None:
+    """A Y (or نعم) with a stay but no reminder sent yet is not an extension: no charge, and the
+    reply says how to add time, in the sender's language."""
+    clock = business_clock()
+    stack = await start(tmp_path, clock)
+    try:
+        await one(stack, "omantel", DRIVER, "1234AB 60")
+        stray = await one(stack, "omantel", DRIVER, "Y")
+        assert stray.text == "Nothing to confirm: no reminder is waiting for a reply. To add time send EXT 30"
+        await one(stack, "ooredoo", SPOUSE, "حجز 55M 60")
+        stray = await one(stack, "ooredoo", SPOUSE, "نعم")
+        assert stray.text == "لا شيء لتأكيده: لا تذكير ينتظر ردك. لإضافة وقت أرسل تمديد 30"
+        assert [(kind, amount) for kind, _c, _m, amount in await ledger(stack)] == [("charge", 200), ("charge", 200)]
+    finally:
+        await stack.stop()

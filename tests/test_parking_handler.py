@@ -242,7 +242,7 @@ async def test_duplicate_inbound_gets_the_same_reply_and_one_charge(tmp_path: Pa
 async def test_help_on_the_parking_short_code(tmp_path: Path) -> None:
     h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
     help_en = await send(h, "HELP")
-    assert "PARK 1234AB 30: park 30 min" in help_en and "Y: 30 min more after a reminder" in help_en
+    assert "PARK 1234AB 30: park 30 min" in help_en and "Y: yes to a reminder or our question" in help_en
     assert "CHECK" not in help_en  # inspectors' command is not advertised
     await h.close()
 
@@ -399,4 +399,24 @@ async def test_a_reading_to_confirm_past_the_ceiling_is_refused_not_asked(tmp_pa
     assert await send(h, "park 1234AB for 3") == (
         "Sorry, 180 min more for 1234AB would pass the 720 min a stay in Muscat may last.")
     assert (await send(h, "park 1234AB for 2")).startswith("Did you mean 1234AB 120")
+    await h.close()
+
+
+@on_loop
+async def test_y_with_no_reminder_open_extends_nothing_and_says_how_to_extend(tmp_path: Path) -> None:
+    """A Y moves money only as the answer to a reminder (or our question): a stray one, before any
+    reminder or after the reminder's Y was carried out, charges nothing and says how to add time."""
+    h = await open_harness(tmp_path, at(SUNDAY, "10:00"))
+    await send(h, "1234AB 30")
+    assert await send(h, "Y") == "Nothing to confirm: no reminder is waiting for a reply. To add time send EXT 30"
+    assert await send(h, "نعم") == "لا شيء لتأكيده: لا تذكير ينتظر ردك. لإضافة وقت أرسل تمديد 30"
+    h.clock.advance(20 * MINUTE)
+    assert await h.service.send_due_reminders(h.handler.reminder_reply) == 1
+    assert (await send(h, "Y")).endswith("1234AB extended to 11:00 (+30 min). Charged 100 baisa.")
+    h.clock.advance(5 * MINUTE)  # past the repeat window: a new Y, and the reminder was answered
+    assert await send(h, "Y") == "Nothing to confirm: no reminder is waiting for a reply. To add time send EXT 30"
+    assert (await send(h, "EXT 30")).endswith("1234AB extended to 11:30 (+30 min). Charged 100 baisa.")
+    charges = await h.store.read(
+        lambda conn: conn.execute("SELECT amount_baisa FROM parking_ledger WHERE kind = 'charge'").fetchall())
+    assert [a for (a,) in charges] == [100, 100, 100]  # the booking, the reminder's Y, the EXT
     await h.close()

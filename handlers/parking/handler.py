@@ -113,6 +113,10 @@ T: dict[str, dict[Lang, str]] = {
         Lang.EN: "You have no active parking. To park send plate and minutes, e.g. {example}",
         Lang.AR: "لا وقوف فعال لديك. للوقوف أرسل اللوحة والدقائق، مثال: {example}",
     },
+    "no_question": {
+        Lang.EN: "Nothing to confirm: no reminder is waiting for a reply. To add time send {example}",
+        Lang.AR: "لا شيء لتأكيده: لا تذكير ينتظر ردك. لإضافة وقت أرسل {example}",
+    },
     "which": {
         Lang.EN: "You have {n} cars parked: {plates}. Send {kw} with the plate, e.g. {example}",
         Lang.AR: "لديك {n} سيارات: {plates}. أرسل {kw} مع اللوحة، مثال: {example}",
@@ -288,6 +292,9 @@ class Wording:
             return _t("not_found", lang, example=self.example())
         if outcome.status is Status.WHICH:
             return self.which(outcome.plates, command)
+        if outcome.status is Status.NO_QUESTION:
+            kw = _KW[Command.EXTEND][lang]
+            return _t("no_question", lang, example=f"{kw} {self.config.extend_minutes}")
         raise ValueError(f"no wording for {outcome.status} with session={s is not None}")
 
     def credit(self, outcome: Outcome) -> str:

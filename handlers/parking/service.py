@@ -62,6 +62,7 @@ class Status(str, enum.Enum):
     REFUSED = "refused"  # the duration breaks the zone's rules (problem, limit)
     NOT_FOUND = "not_found"  # no active stay for this sender (and plate)
     WHICH = "which"  # several active stays and no plate given: `plates` lists them
+    NO_QUESTION = "no_question"  # a Y with no reminder (nor question) open: nothing extended
 
 
 @dataclass(frozen=True)
@@ -624,8 +625,13 @@ class ParkingService:
         """The one active stay the sender means, or the NOT_FOUND / WHICH outcome."""
         mine = self._op_held(conn, who.msisdn, now, plate)
         if after_reminder:
+            # A Y moves money only as the answer to a reminder we sent: a stray or very late Y (to
+            # some other message, or after the stay was extended and its reminder not yet due)
+            # extends nothing.
             reminded = [s for s in mine if s.reminder_sent_at is not None]
-            mine = reminded or mine
+            if mine and not reminded:
+                return Outcome(Status.NO_QUESTION, plate=plate)
+            mine = reminded
         if not mine:
             return Outcome(Status.NOT_FOUND, plate=plate)
         if len(mine) > 1:
