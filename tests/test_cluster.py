@@ -5,6 +5,7 @@ for the whole cluster, once-only jobs on one node, takeover when a node leaves."
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from pathlib import Path
 
@@ -214,3 +215,33 @@ async def test_operators_see_every_node_its_binds_and_leases(tmp_path: Path, pg_
         assert all('node="n1"' in line for line in metrics.splitlines() if line and not line.startswith("#"))
     finally:
         await cluster.stop()
+
+
+@on_loop
+async def test_the_cli_asks_another_node_when_the_configured_one_is_down(tmp_path: Path, pg_url: str) -> None:
+    """With several nodes, an operator's command whose configured node does not answer goes to a
+    live node found in the shared database (and says so); with none alive it fails as before."""
+    from tests.stack import SHIPPED_CONFIG
+    from tests.test_operator_cli_page import smsgw
+
+    cluster = await start_cluster(tmp_path, pg_url, nodes=2)
+    try:
+        n1, n2 = cluster.node("n1"), cluster.node("n2")
+        token = admin_token(cluster)
+        await eventually(lambda: all(len([n for n in m.cluster.view.nodes if n["alive"]]) == 2 for m in (n1, n2)))
+        await eventually(lambda: all(n["admin"] and not n["admin"].endswith(":0") for n in n1.cluster.view.nodes))
+        config = tmp_path / "operator.toml"
+        text = SHIPPED_CONFIG.read_text(encoding="utf-8")
+        text = text.replace('store_path = "var/smsgw.sqlite3"', f'store_url = "{pg_url}"', 1)
+        text = re.sub(r"(?m)^(\[admin\](?:\n(?!\[).*)*?\nport = )\d+", r"\g<1>9", text)  # nothing listens on 9
+        config.write_text(text, encoding="utf-8")
+        code, out, err = await smsgw("cluster", "--config", str(config), "--token", token)
+        assert code == 0 and "\nn1 " in out and "\nn2 " in out, out
+        assert "http://127.0.0.1:9 is not answering: asked the node at http://127.0.0.1:" in err
+        code, out, err = await smsgw("pause", "omantel", "--config", str(config), "--token", token)
+        assert code == 0 and "omantel: paused" in out
+        await eventually(lambda: all(n.queue.senders["omantel"].paused for n in (n1, n2)))
+    finally:
+        await cluster.stop()
+    code, _out, err = await smsgw("cluster", "--config", str(config), "--token", token)
+    assert code != 0 and "cannot reach the admin API at http://127.0.0.1:9" in err

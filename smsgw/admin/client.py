@@ -18,7 +18,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -84,7 +84,8 @@ def run(args: argparse.Namespace, stdout: TextIO | None = None, stderr: TextIO |
         token = args.token or os.environ.get("SMSGW_TOKEN")
         if not token:
             raise CliError("no token: pass --token or set SMSGW_TOKEN", 2)
-        api = _Api(base, token)
+        api = _Api(base, token, others=lambda: [] if args.url else live_nodes(args.config),
+                   notes=stderr or sys.stderr)
         if args.command == "status":
             data = api.call("GET", "/api/v1/status")
             _out(args, data, _status_table, out)
@@ -147,12 +148,59 @@ def _base_url(args: argparse.Namespace) -> str:
     return f"http://{host}:{config.admin.port}"
 
 
+def live_nodes(config_path: str) -> list[str]:
+    """Several nodes: the admin addresses of the nodes alive now, newest heartbeat first, read
+    from the database the configuration names; [] with one node, or when it cannot be read."""
+    from smsgw.config import ConfigError, load_config
+
+    try:
+        config = load_config(config_path)
+    except ConfigError:
+        return []
+    if not config.store_url:
+        return []
+    try:
+        import psycopg
+
+        with psycopg.connect(config.store_url, connect_timeout=int(TIMEOUT_S)) as conn:
+            rows = conn.execute(
+                "SELECT admin FROM cluster_node WHERE left_at IS NULL AND admin IS NOT NULL"
+                " AND expires_at > EXTRACT(EPOCH FROM clock_timestamp()) ORDER BY heartbeat_at DESC"
+            ).fetchall()
+    except Exception:  # noqa: BLE001 - no database, no table yet: only the configured node is asked
+        return []
+    return [str(admin).rstrip("/") for (admin,) in rows]
+
+
 class _Api:
-    def __init__(self, base: str, token: str) -> None:
+    """The admin API of one node.  With several nodes, when the node the configuration names is
+    down, any other live node answers (every node serves the whole cluster's view and changes)."""
+
+    def __init__(self, base: str, token: str, others: Callable[[], list[str]] = list,
+                 notes: TextIO | None = None) -> None:
         self.base = base
         self._token = token
+        self._others = others
+        self._notes = notes
 
     def call(self, method: str, path: str, body: Any = None, accept: Sequence[int] = ()) -> Any:
+        try:
+            return self._call(method, path, body, accept)
+        except _Unreachable as first:
+            for other in self._others():
+                if other == self.base:
+                    continue
+                tried, self.base = self.base, other
+                try:
+                    answer = self._call(method, path, body, accept)
+                except _Unreachable:
+                    continue
+                print(f"(the node at {tried} is not answering: asked the node at {other})", file=self._notes)
+                return answer
+            self.base = first.base
+            raise CliError(f"cannot reach the admin API at {first.base}: {first.reason}; is the gateway running?") from None
+
+    def _call(self, method: str, path: str, body: Any, accept: Sequence[int]) -> Any:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         request = urllib.request.Request(self.base + path, data=data, method=method)
         request.add_header("Authorization", f"Bearer {self._token}")
@@ -173,8 +221,14 @@ class _Api:
             error = answer.get("error", {}) if isinstance(answer, dict) else {}
             raise CliError(f"{error.get('message', raw)} (HTTP {exc.code})") from None
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise CliError(f"cannot reach the admin API at {self.base}: {reason}; is the gateway running?") from None
+            raise _Unreachable(self.base, getattr(exc, "reason", exc)) from None
+
+
+class _Unreachable(Exception):
+    def __init__(self, base: str, reason: object) -> None:
+        super().__init__(base)
+        self.base = base
+        self.reason = reason
 
 
 def _out(args: argparse.Namespace, data: Any, render: Any, out: TextIO) -> None:
