@@ -95,6 +95,12 @@ def admin_token(cluster) -> str:  # type: ignore[no-untyped-def]
     return next(t.token for t in cluster.config.admin.tokens if t.role == "admin")
 
 
+async def both_listed_with_their_admin(n1, n2) -> None:  # type: ignore[no-untyped-def]
+    """Each node's view of the cluster lists both alive, with the admin address each listens on."""
+    await eventually(lambda: all(len([n for n in m.cluster.view.nodes if n["alive"]]) == 2 for m in (n1, n2)))
+    await eventually(lambda: all(n["admin"] and not n["admin"].endswith(":0") for n in n1.cluster.view.nodes))
+
+
 @on_loop
 async def test_live_changes_on_one_node_apply_on_every_node_within_a_second(tmp_path: Path, pg_url: str) -> None:
     """Pause, resume, a route change and a reload made through one node's admin API apply on the
@@ -197,8 +203,7 @@ async def test_operators_see_every_node_its_binds_and_leases(tmp_path: Path, pg_
     try:
         n1, n2 = cluster.node("n1"), cluster.node("n2")
         token = admin_token(cluster)
-        await eventually(lambda: all(len([n for n in m.cluster.view.nodes if n["alive"]]) == 2 for m in (n1, n2)))
-        await eventually(lambda: all(n["admin"] and not n["admin"].endswith(":0") for n in n1.cluster.view.nodes))
+        await both_listed_with_their_admin(n1, n2)
         data = (await http(n2.admin.port, "GET", "/api/v1/cluster", token=token)).json
         assert data["node"] == "n2"
         assert {n["name"] for n in data["cluster"]["nodes"] if n["alive"]} == {"n1", "n2"}
@@ -228,8 +233,7 @@ async def test_the_cli_asks_another_node_when_the_configured_one_is_down(tmp_pat
     try:
         n1, n2 = cluster.node("n1"), cluster.node("n2")
         token = admin_token(cluster)
-        await eventually(lambda: all(len([n for n in m.cluster.view.nodes if n["alive"]]) == 2 for m in (n1, n2)))
-        await eventually(lambda: all(n["admin"] and not n["admin"].endswith(":0") for n in n1.cluster.view.nodes))
+        await both_listed_with_their_admin(n1, n2)
         config = tmp_path / "operator.toml"
         text = SHIPPED_CONFIG.read_text(encoding="utf-8")
         text = text.replace('store_path = "var/smsgw.sqlite3"', f'store_url = "{pg_url}"', 1)
