@@ -14,6 +14,23 @@ Guarantees, and why they hold
   `fence_margin_s` unless a later heartbeat succeeded: its senders stop and its binds are cut
   (TCP closed, no unbind handshake to wait on).  So a node cut off from the database has let go
   of its binds before its lease can pass, and no two nodes ever hold one bind slot.
+* Decisions see the latest leases.  Whatever writes a node's lease (register, heartbeat, leave)
+  holds one PostgreSQL advisory lock (the lease lock) exclusively until it commits; whatever
+  judges a lease passed in order to take over what it held (a bind slot, the jobs role, queued
+  MTs claimed, unprocessed MOs) holds it, shared or exclusively, until it commits too.  Each reads
+  the database's clock only once the lock is granted, and in READ COMMITTED each later statement
+  takes its snapshot after that.  So a decision never runs on a snapshot older than a renewal
+  that commits before the decision does (the renewal would still hold the lock), and a renewal
+  that follows a decision reads a later clock than the decision judged by: if the decision found
+  the lease passed, the renewal finds it passed too, and the node starts again as a new
+  incarnation instead of carrying on with what was taken from it.  A heartbeat reads the slots
+  and role it holds after its renewal, under the same lock, so what it reports held is held.
+  (Without the lock, a liveness subquery in `INSERT ... ON CONFLICT DO UPDATE` ran on the
+  statement's snapshot: a renewal committed just after it went unseen, and two nodes held one
+  slot until the next heartbeat.)  One lock rather than a lock on each holder's cluster_node row:
+  the same order of events, and a claim, which judges every incarnation at once, takes one lock,
+  not one per node.  Heartbeats, a few per node per lease, serialize on it; claims share it and
+  wait only while a heartbeat is under way.
 * Bind slots.  A carrier account allows `max_binds` binds; slot k of carrier c is a row in
   `bind_lease` naming the node (and its incarnation) that holds it.  A slot is free when its
   holder's lease has passed.  A node holds at most one slot per carrier and takes a free one at
@@ -40,6 +57,7 @@ import os
 import socket
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -108,6 +126,10 @@ CONFIG_CHANNEL: Final = "smsgw_config"
 MT_CHANNEL: Final = "smsgw_mt"
 
 _NOW: Final = "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"
+#: The lease lock (see "Decisions see the latest leases" above): held exclusively by whatever
+#: writes a node's lease (register, heartbeat, leave), shared by whatever judges one passed to take
+#: over what it held (claims of queued MTs, adoption of unprocessed MOs).
+_LEASE_LOCK: Final = zlib.crc32(b"smsgw.cluster.leases")
 # A holder (node, incarnation) whose lease still runs at `now` (the first parameter).
 _ALIVE = ("EXISTS (SELECT 1 FROM cluster_node AS n WHERE n.name = {t}.node"
           " AND n.incarnation = {t}.incarnation AND n.expires_at > %s)")
@@ -325,7 +347,7 @@ class ClusterMember(Service):
     def _op_register(self, conn: "PgConnection") -> str | None:
         raw = conn.raw
         with raw.transaction():
-            (now,) = raw.execute(_NOW).fetchone()
+            now = _lease_decision(raw, exclusive=True)
             row = raw.execute(
                 "INSERT INTO cluster_node (name, incarnation, host, pid, admin, started_at, heartbeat_at, expires_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -347,7 +369,10 @@ class ClusterMember(Service):
     ) -> tuple[dict[str, int], bool, ClusterView] | None:
         raw = conn.raw
         with raw.transaction():
-            (now,) = raw.execute(_NOW).fetchone()
+            # Renewal and takeovers under the lease lock, `now` read once it is ours: a renewal
+            # never overlaps another node's decision that our lease passed, and the slots and role
+            # read below are their latest versions (each statement's snapshot is taken after it).
+            now = _lease_decision(raw, exclusive=True)
             renewed = raw.execute(
                 "UPDATE cluster_node SET heartbeat_at = %s, expires_at = %s, admin = %s"
                 " WHERE name = %s AND incarnation = %s AND expires_at > %s AND left_at IS NULL",
@@ -420,7 +445,7 @@ class ClusterMember(Service):
     def _op_leave(self, conn: "PgConnection") -> None:
         raw = conn.raw
         with raw.transaction():
-            (now,) = raw.execute(_NOW).fetchone()
+            now = _lease_decision(raw, exclusive=True)
             raw.execute("UPDATE outbound SET claimed_by = NULL WHERE claimed_by = %s AND state = 'queued'",
                         (self.incarnation,))
             raw.execute("DELETE FROM bind_lease WHERE incarnation = %s", (self.incarnation,))
@@ -484,7 +509,9 @@ class ClusterMember(Service):
             limit = min(limit, held_at_most - held)
             if limit <= 0:
                 return []
-            (now,) = raw.execute(_NOW).fetchone()
+            # Whose claims are void is decided under the lease lock (shared): no renewal is half
+            # done, so an incarnation judged passed here has surely not renewed (and cannot since).
+            now = _lease_decision(raw, exclusive=False)
             cols = ", ".join(f"o.{c.strip()}" for c in OUTBOUND_COLS.split(","))
             rows = raw.execute(
                 f"UPDATE outbound AS o SET claimed_by = %s FROM ("
@@ -515,7 +542,7 @@ class ClusterMember(Service):
     def _op_adopt(self, conn: "PgConnection", older_than: float, limit: int) -> list[int]:
         raw = conn.raw
         with raw.transaction():
-            (now,) = raw.execute(_NOW).fetchone()
+            now = _lease_decision(raw, exclusive=False)  # as a claim: see _op_claim
             rows = raw.execute(
                 "UPDATE inbound SET node = %s WHERE id IN ("
                 " SELECT id FROM inbound WHERE processed_at IS NULL AND received_at < %s"
@@ -525,6 +552,14 @@ class ClusterMember(Service):
                 (self.incarnation, older_than, now, limit),
             ).fetchall()
         return sorted(r[0] for r in rows)
+
+
+def _lease_decision(raw: Any, *, exclusive: bool) -> float:
+    """Take the lease lock for the rest of the transaction, then read the database's clock."""
+    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    raw.execute(f"SELECT {lock}(%s)", (_LEASE_LOCK,))
+    (now,) = raw.execute(_NOW).fetchone()
+    return float(now)
 
 
 def default_node_name(admin_port: int | None) -> str:
