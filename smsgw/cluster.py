@@ -9,11 +9,19 @@ Guarantees, and why they hold
   has not expired: once a node's lease passed, everything it held may already be another's, and it
   must start again (`on_reset`) instead of carrying on.
 * A node never sends on a lease that may have passed.  Before each heartbeat the node notes its
-  own clock; a successful heartbeat means the lease runs at least until that moment plus
-  `lease_s` (the server set it later than that).  The node fences itself at that moment minus
-  `fence_margin_s` unless a later heartbeat succeeded: its senders stop and its binds are cut
-  (TCP closed, no unbind handshake to wait on).  So a node cut off from the database has let go
-  of its binds before its lease can pass, and no two nodes ever hold one bind slot.
+  monotonic clock; a successful heartbeat means the lease runs at least until that moment plus
+  `lease_s` (the server set it later than that).  The node counts on it until that moment minus
+  `fence_margin_s` (`valid_until`) unless a later heartbeat succeeded, and no longer: a timer
+  fences it then (its senders stop and its binds are cut: TCP closed, no unbind handshake to wait
+  on), and every submit and every once-only job asks `check_lease` first, which compares the
+  monotonic clock with `valid_until` and fences at once if it has passed.  The timer alone would
+  not do: a process stopped longer than its lease (SIGSTOP, a paused VM) runs the timers that fell
+  due in its own order on waking, a pacing timer possibly first.  The monotonic clock, not the
+  wall clock, so that setting the wall clock back never extends a lease; the margin covers the
+  two clocks (the node's and the server's) running at slightly different rates.  A heartbeat
+  answered after its own `valid_until` leaves the node fenced.  So a node cut off from the
+  database, or stopped, has let go of its binds before its lease can pass, and no two nodes ever
+  send on one bind slot.
 * Decisions see the latest leases.  Whatever writes a node's lease (register, heartbeat, leave)
   holds one PostgreSQL advisory lock (the lease lock) exclusively until it commits; whatever
   judges a lease passed in order to take over what it held (a bind slot, the jobs role, queued
@@ -178,11 +186,15 @@ class ClusterMember(Service):
         on_fence: Callable[[], None] = lambda: None,
         on_unfence: Callable[[], None] = lambda: None,
         on_reset: Callable[[], None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.node = node
         self.settings = settings
         self.clock = clock
+        #: The fence's clock: monotonic, so setting the wall clock back never extends a lease
+        #: (tests give a task.Clock's seconds).  `clock` only schedules the fence timer.
+        self.monotonic = monotonic
         #: carrier → max_binds, of the carriers this node should bind
         self._carriers = carriers
         self.admin = admin
@@ -195,7 +207,7 @@ class ClusterMember(Service):
         self.slots: dict[str, int] = {}  # carrier → slot held
         self.jobs = False  # holds the jobs role (and is not fenced)
         self.fenced = True  # until the first heartbeat
-        self.valid_until = 0.0  # own clock: the lease surely runs until then (minus the margin)
+        self.valid_until = 0.0  # on `monotonic`: the lease surely runs until then (minus the margin)
         self.view = ClusterView()
         self.heartbeats = 0
         self.failed_heartbeats = 0
@@ -269,7 +281,7 @@ class ClusterMember(Service):
 
     async def heartbeat(self) -> bool:
         """One heartbeat; True if the lease was extended."""
-        started = self.clock.seconds()
+        started = self.monotonic()
         wanted = dict(self._carriers())
         release = set(self._release) | {c for c in self.slots if c not in wanted}
         try:
@@ -285,6 +297,11 @@ class ClusterMember(Service):
         slots, jobs, view = result
         self._release -= release
         self.valid_until = started + self.settings.lease_s - self.settings.fence_margin_s
+        if self.monotonic() >= self.valid_until:
+            # Renewed, but the answer came too late to send on: fenced, as if it had failed; the
+            # next heartbeat (whose answer comes in time) unfences and takes the slots in hand.
+            self._fence()
+            return False
         self._arm_fence()
         self.view = view
         if self.fenced:
@@ -304,8 +321,27 @@ class ClusterMember(Service):
         self.jobs = jobs
         return True
 
+    def lease_valid(self) -> bool:
+        """Not fenced, and the lease surely runs now: what a submit or a job must see first.
+
+        The fence timer alone is not enough: after the process was stopped (SIGSTOP, a VM
+        paused, a long GC) the event loop runs every timer that fell due meanwhile in its own
+        order, and a pacing timer may pump before the fence timer fires.  So every submit asks
+        this, on the monotonic clock, at the moment it starts.  A pure read (the store's thread
+        may ask too); `check_lease` fences as well."""
+        return not self.fenced and self.monotonic() < self.valid_until
+
+    def check_lease(self) -> bool:
+        """`lease_valid`, fencing at once (senders stopped, binds cut) if the lease may have passed."""
+        if self.fenced:
+            return False
+        if self.monotonic() < self.valid_until:
+            return True
+        self._fence()
+        return False
+
     def _arm_fence(self) -> None:
-        delay = max(0.0, self.valid_until - self.clock.seconds())
+        delay = max(0.0, self.valid_until - self.monotonic())
         if self._fence_timer is not None and self._fence_timer.active():
             self._fence_timer.reset(delay)
         else:
@@ -483,8 +519,8 @@ class ClusterMember(Service):
         await self.engine.call(op)
 
     def may_send(self, carrier: str) -> bool:
-        """This node holds a bind slot of the carrier and is not fenced."""
-        return not self.fenced and carrier in self.slots
+        """This node holds a bind slot of the carrier and its lease surely runs."""
+        return carrier in self.slots and self.lease_valid()
 
     async def claim(self, carrier: str, limit: int, held_at_most: int) -> list["Outbound"]:
         """Take up to `limit` queued MTs of the carrier nobody alive has claimed, oldest first,

@@ -107,3 +107,37 @@ async def test_the_database_restarted_under_load(tmp_path: Path) -> None:
             await cluster.stop()
     finally:
         server.destroy()
+
+
+@on_loop
+async def test_no_submit_once_the_lease_may_have_passed_even_before_the_fence_timer(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A node's process stood still longer than its lease (SIGSTOP, a paused VM): on waking, the
+    event loop runs the timers that fell due in its own order, and a pacing timer may pump before
+    the fence timer fires.  Here the fence's monotonic clock jumps an hour (no timer has run) and
+    the sender pumps a waiting reply at once: it submits nothing, and the node fences itself on
+    the spot.  Back on the real clock (the lease had not really passed) it sends the reply once."""
+    cluster = await start_cluster(tmp_path, pg_url, nodes=1, carriers=["omantel"])
+    try:
+        node = cluster.node("n1")
+        assert node.cluster is not None and node.queue is not None
+        sender = node.queue.senders["omantel"]
+        smsc = cluster.smsc("omantel")
+        sender.pause()  # the reply waits in memory, as a paced one would
+        since = len(smsc.handset_messages)
+        smsc.inject_mo("96891230777", HELP, "HELP")
+        await eventually(lambda: sender.held == 1)
+        submitted = sender.stats.submitted
+        node.cluster.monotonic = lambda: time.monotonic() + 3600.0  # woken an hour later
+        sender.resume()  # pumps now, before any timer
+        assert sender.stats.submitted == submitted
+        assert node.cluster.fenced and sender.fenced
+        node.cluster.monotonic = time.monotonic
+        await eventually(lambda: not node.cluster.fenced and cluster.bound_nodes("omantel") == ["n1"], timeout=10)
+        await eventually(lambda: len(smsc.handset_messages) > since, timeout=10)
+        await asyncio.sleep(0.5)
+        assert [m.msisdn for m in smsc.handset_messages[since:]] == ["96891230777"]
+        assert node.cluster.fences == 1 and node.cluster.resets == 0
+    finally:
+        await cluster.stop()

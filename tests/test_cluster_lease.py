@@ -1,5 +1,5 @@
 """A node's lease, one heartbeat at a time, on a real PostgreSQL: the database's decisions about
-who holds what (smsgw/cluster.py).
+who holds what (smsgw/cluster.py), and the fence, on a clock the test drives.
 
 Heartbeats are called one by one (the members' timers run on task.Clocks nobody advances
 unless a test means it).  Where a test needs one node's transaction to stand still at a chosen
@@ -29,16 +29,19 @@ GATE = 4242
 
 
 class Members:
-    """ClusterMembers on one database, each with its own engine and its timers on a task.Clock,
-    so a test decides when each runs."""
+    """ClusterMembers on one database, each with its own engine, timers on a task.Clock and the
+    fence on another (`mono`), so a test decides when each runs."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.made: list[ClusterMember] = []
 
-    async def add(self, name: str, carriers: dict[str, int], settings: ClusterSettings = SETTINGS) -> ClusterMember:
+    async def add(self, name: str, carriers: dict[str, int], settings: ClusterSettings = SETTINGS,
+                  mono: Clock | None = None) -> ClusterMember:
         engine = await PostgresEngine.open(self.url, application_name=f"lease-{name}")
-        member = ClusterMember(engine, name, settings, Clock(), lambda: dict(carriers))
+        mono = mono or Clock()
+        member = ClusterMember(engine, name, settings, Clock(), lambda: dict(carriers), monotonic=mono.seconds)
+        member.test_mono = mono  # type: ignore[attr-defined]
         await member.join()
         self.made.append(member)
         return member
@@ -247,3 +250,54 @@ async def test_a_dead_nodes_slot_goes_to_the_node_without_one(pg_url: str, membe
     assert await c.heartbeat() and c.slots == {"omantel": 0}
     assert await b.heartbeat() and b.slots == {"omantel": 1}
     assert holders(pg_url)[0] == {("omantel", 0): "c", ("omantel", 1): "b"}
+
+
+# ------------------------------------------------------------------ the fence's clock
+
+
+@on_loop
+async def test_the_lease_is_checked_on_the_monotonic_clock_at_each_use(pg_url: str, members: Members) -> None:
+    """After a heartbeat the lease is good for lease_s - fence_margin_s on the monotonic clock.
+    Past that moment the node may not send, even before its fence timer has fired (a process
+    woken from SIGSTOP runs its due timers in any order): asking fences it at once.  The wall
+    clock (the reactor's, here set back an hour) extends nothing."""
+    store = await schema(pg_url)
+    await store.close()
+    a = await members.add("a", {"omantel": 1})
+    mono: Clock = a.test_mono  # type: ignore[attr-defined]
+    wall = a.clock
+    assert isinstance(wall, Clock)
+    wall.advance(10_000.0)
+    assert await a.heartbeat() and a.may_send("omantel")
+    fenced: list[bool] = []
+    a.on_fence = lambda: fenced.append(True)
+    wall.rightNow -= 3600.0  # the wall clock set back an hour
+    mono.advance(SETTINGS.lease_s - SETTINGS.fence_margin_s - 0.01)
+    assert a.may_send("omantel") and fenced == []
+    mono.advance(0.02)  # past the lease as the node may count on it; no fence timer has run
+    assert not a.may_send("omantel")  # a pure read (the store's thread asks it)
+    assert fenced == [] and not a.fenced
+    assert not a.check_lease() and a.fenced and fenced == [True]
+    assert not a.may_send("omantel")
+    wall.advance(3600.0)  # the fence timer, on the reactor's clock, finds it done
+    assert a.fences == 1
+
+
+@on_loop
+async def test_a_heartbeat_answered_too_late_does_not_unfence(pg_url: str, members: Members) -> None:
+    """A heartbeat whose answer comes after the moment its own lease could be counted on (the
+    database was that slow) leaves the node fenced; the next, answered in time, unfences it."""
+    store = await schema(pg_url)
+    await store.close()
+    a = await members.add("a", {"omantel": 1})
+    mono: Clock = a.test_mono  # type: ignore[attr-defined]
+    hold_writes_of(pg_url, "cluster_node", "name", "a")
+    gate = Gate(pg_url)
+    try:
+        beat = asyncio.ensure_future(a.heartbeat())
+        await eventually(lambda: waiting_on_a_lock(pg_url, "a"))
+        mono.advance(SETTINGS.lease_s - SETTINGS.fence_margin_s + 0.5)  # the database answers this late
+    finally:
+        gate.open()
+    assert await beat is False and a.fenced and a.slots == {}
+    assert await a.heartbeat() is True and not a.fenced and a.slots == {"omantel": 0}
