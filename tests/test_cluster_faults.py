@@ -141,3 +141,34 @@ async def test_no_submit_once_the_lease_may_have_passed_even_before_the_fence_ti
         assert node.cluster.fences == 1 and node.cluster.resets == 0
     finally:
         await cluster.stop()
+
+
+@on_loop
+async def test_a_lost_slot_of_a_carrier_with_two_binds_goes_to_the_node_without_one(
+    tmp_path: Path, pg_server: PgServer, pg_url: str
+) -> None:
+    """Omantel allows two binds; n1 and n2 hold one each, n3 none.  n1 is cut off from the
+    database: its slot goes to n3, never as a second slot to n2, and the SMSC never sees more
+    than its two binds."""
+    relay = TcpCutter("127.0.0.1", pg_server.port).start()
+    relayed = pg_url.replace(f":{pg_server.port}/", f":{relay.port}/")
+    cluster = await start_cluster(tmp_path, relayed, nodes=1, carriers=["omantel"], max_binds={"omantel": 2})
+    try:
+        await cluster.start_node("n2", url=pg_url)
+        await eventually(lambda: sorted(cluster.bound_nodes("omantel")) == ["n1", "n2"], timeout=10)
+        n3 = await cluster.start_node("n3", url=pg_url)
+        await asyncio.sleep(1.0)  # a few heartbeats: both slots are taken, n3 waits
+        assert n3.cluster is not None and n3.cluster.slots == {}
+        relay.cut("drop")
+        await eventually(lambda: sorted(cluster.bound_nodes("omantel")) == ["n2", "n3"], timeout=15)
+        await asyncio.sleep(1.0)  # n2 keeps beating beside a free slot it must not take
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            held = sorted(conn.execute("SELECT node, slot FROM bind_lease WHERE node <> 'n1'").fetchall())
+        assert held == [("n2", 1), ("n3", 0)], held
+        smsc = cluster.smsc("omantel")
+        assert smsc.peak_binds == 2 and smsc.counters["binds_over_limit"] == 0
+        [reply] = await cluster.send("omantel", "96891230888", HELP, "HELP")
+        assert "90091" in reply.text
+    finally:
+        await cluster.stop()
+        relay.stop()
