@@ -9,6 +9,7 @@ interleaving is then forced, not hoped for."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -301,3 +302,40 @@ async def test_a_heartbeat_answered_too_late_does_not_unfence(pg_url: str, membe
         gate.open()
     assert await beat is False and a.fenced and a.slots == {}
     assert await a.heartbeat() is True and not a.fenced and a.slots == {"omantel": 0}
+
+
+@on_loop
+async def test_a_node_stalled_mid_transaction_does_not_hold_the_lease_lock_for_long(
+    pg_url: str, members: Members
+) -> None:
+    """A node's process stops (SIGSTOP, a paused VM) in the middle of a heartbeat, the lease lock
+    held: the server ends its transaction within the idle limit, so the other nodes' heartbeats
+    wait a moment, not until TCP keepalives notice, and come in before their fences fire."""
+    from smsgw.cluster import _lease_decision
+    from smsgw.store.postgres import IDLE_IN_TRANSACTION_S
+
+    store = await schema(pg_url)
+    await store.close()
+    a = await members.add("a", {"omantel": 1})
+    b = await members.add("b", {"omantel": 1})
+    assert await a.heartbeat() and await b.heartbeat()
+    stopped = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def stall(conn: Any) -> None:
+        conn.raw.execute("BEGIN")
+        _lease_decision(conn.raw, exclusive=True)
+        loop.call_soon_threadsafe(stopped.set)
+        time.sleep(IDLE_IN_TRANSACTION_S + 2.0)  # the thread stands still, the transaction open
+        conn.raw.execute("COMMIT")  # the server has ended it meanwhile
+
+    stalled = asyncio.ensure_future(a.engine.call(stall))
+    await stopped.wait()
+    started = time.monotonic()
+    assert await b.heartbeat()
+    waited = time.monotonic() - started
+    assert waited < IDLE_IN_TRANSACTION_S + 1.0, waited
+    assert waited < SETTINGS.lease_s - SETTINGS.fence_margin_s - SETTINGS.heartbeat_s, waited
+    with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+        await stalled
+    assert await a.heartbeat()  # its engine connects again
