@@ -172,3 +172,48 @@ async def test_a_lost_slot_of_a_carrier_with_two_binds_goes_to_the_node_without_
     finally:
         await cluster.stop()
         relay.stop()
+
+
+@on_loop
+async def test_an_mo_whose_reply_could_not_be_committed_is_processed_again_without_a_restart(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The database fails the commit of an MO's reply (as a restart does to whatever is under
+    way) after the MO was stored and acknowledged: the carrier will not send it again, and no
+    other node takes over an MO whose node is alive.  The node processes it again once the store
+    answers, not at its next start, and the handset gets one reply."""
+    cluster = await start_cluster(tmp_path, pg_url, nodes=1, carriers=["omantel"])
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("CREATE SEQUENCE completions")
+            # The first completion fails as a connection to a server shutting down fails.
+            conn.execute("""CREATE FUNCTION fail_first_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+                            BEGIN
+                              IF nextval('completions') = 1 THEN
+                                RAISE EXCEPTION 'terminating connection' USING ERRCODE = '57P01';
+                              END IF;
+                              RETURN NEW;
+                            END $$""")
+            conn.execute("CREATE TRIGGER fail_first_completion BEFORE UPDATE ON inbound FOR EACH ROW"
+                         " WHEN (OLD.processed_at IS NULL AND NEW.processed_at IS NOT NULL)"
+                         " EXECUTE FUNCTION fail_first_completion()")
+        [reply] = await cluster.send("omantel", "96891230999", HELP, "HELP", timeout=15)
+        assert "90091" in reply.text
+        await asyncio.sleep(1.0)
+        assert len(cluster.handset("omantel", "96891230999")) == 1
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            assert conn.execute("SELECT last_value FROM completions").fetchone()[0] == 2  # failed once
+            conn.execute("CREATE OR REPLACE FUNCTION fail_first_completion() RETURNS trigger LANGUAGE plpgsql AS $$"
+                         " BEGIN RAISE EXCEPTION 'terminating connection' USING ERRCODE = '57P01'; END $$")
+        assert list(replies_per_mo(pg_url).values()) == [1]
+        # A store that keeps failing: the MO waits, and a stop does not wait for it (the next
+        # start takes it up).
+        node = cluster.node("n1")
+        cluster.smsc("omantel").inject_mo("96891230998", HELP, "HELP")
+        await eventually(lambda: len(node._retry_waits) == 1, timeout=10)
+        started = time.monotonic()
+        await cluster.stop_node("n1")
+        assert time.monotonic() - started < 2.0
+        assert sorted(replies_per_mo(pg_url).values()) == [0, 1]
+    finally:
+        await cluster.stop()
