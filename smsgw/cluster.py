@@ -38,7 +38,9 @@ Guarantees, and why they hold
   slot until the next heartbeat.)  One lock rather than a lock on each holder's cluster_node row:
   the same order of events, and a claim, which judges every incarnation at once, takes one lock,
   not one per node.  Heartbeats, a few per node per lease, serialize on it; claims share it and
-  wait only while a heartbeat is under way.
+  wait only while a heartbeat is under way.  A node stopped or cut off in the middle of such a
+  transaction would hold the lock for every node: the server ends a transaction idle for
+  IDLE_IN_TRANSACTION_S (smsgw/store/postgres.py), soon enough for the others' heartbeats.
 * Bind slots.  A carrier account allows `max_binds` binds; slot k of carrier c is a row in
   `bind_lease` naming the node (and its incarnation) that holds it.  A slot is free when its
   holder's lease has passed.  A node holds at most one slot per carrier and takes a free one at
