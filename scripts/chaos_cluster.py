@@ -260,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
             while time.monotonic() < settle_deadline:
                 pending = cluster.query("SELECT COUNT(*) FROM inbound WHERE processed_at IS NULL")[0][0]
                 queued = cluster.query("SELECT COUNT(*) FROM outbound WHERE state = 'queued'")[0][0]
-                if pending == 0 and queued == 0:
+                # MOs refused during the last fault (0x64) wait for the carrier's redelivery, up
+                # to 10 s later: until then they are the carrier's, not yet acknowledged.
+                counts = [s["counts"] for s in sims.control({"op": "status"}, 30)["carriers"].values()]
+                redelivering = sum(c["mos"] - c["mos_acked"] for c in counts)
+                if pending == 0 and queued == 0 and redelivering == 0:
                     break
                 time.sleep(1.0)
             time.sleep(3.0)

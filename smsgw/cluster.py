@@ -9,11 +9,38 @@ Guarantees, and why they hold
   has not expired: once a node's lease passed, everything it held may already be another's, and it
   must start again (`on_reset`) instead of carrying on.
 * A node never sends on a lease that may have passed.  Before each heartbeat the node notes its
-  own clock; a successful heartbeat means the lease runs at least until that moment plus
-  `lease_s` (the server set it later than that).  The node fences itself at that moment minus
-  `fence_margin_s` unless a later heartbeat succeeded: its senders stop and its binds are cut
-  (TCP closed, no unbind handshake to wait on).  So a node cut off from the database has let go
-  of its binds before its lease can pass, and no two nodes ever hold one bind slot.
+  monotonic clock; a successful heartbeat means the lease runs at least until that moment plus
+  `lease_s` (the server set it later than that).  The node counts on it until that moment minus
+  `fence_margin_s` (`valid_until`) unless a later heartbeat succeeded, and no longer: a timer
+  fences it then (its senders stop and its binds are cut: TCP closed, no unbind handshake to wait
+  on), and every submit and every once-only job asks `check_lease` first, which compares the
+  monotonic clock with `valid_until` and fences at once if it has passed.  The timer alone would
+  not do: a process stopped longer than its lease (SIGSTOP, a paused VM) runs the timers that fell
+  due in its own order on waking, a pacing timer possibly first.  The monotonic clock, not the
+  wall clock, so that setting the wall clock back never extends a lease; the margin covers the
+  two clocks (the node's and the server's) running at slightly different rates.  A heartbeat
+  answered after its own `valid_until` leaves the node fenced.  So a node cut off from the
+  database, or stopped, has let go of its binds before its lease can pass, and no two nodes ever
+  send on one bind slot.
+* Decisions see the latest leases.  Whatever writes a node's lease (register, heartbeat, leave)
+  holds one PostgreSQL advisory lock (the lease lock) exclusively until it commits; whatever
+  judges a lease passed in order to take over what it held (a bind slot, the jobs role, queued
+  MTs claimed, unprocessed MOs) holds it, shared or exclusively, until it commits too.  Each reads
+  the database's clock only once the lock is granted, and in READ COMMITTED each later statement
+  takes its snapshot after that.  So a decision never runs on a snapshot older than a renewal
+  that commits before the decision does (the renewal would still hold the lock), and a renewal
+  that follows a decision reads a later clock than the decision judged by: if the decision found
+  the lease passed, the renewal finds it passed too, and the node starts again as a new
+  incarnation instead of carrying on with what was taken from it.  A heartbeat reads the slots
+  and role it holds after its renewal, under the same lock, so what it reports held is held.
+  (Without the lock, a liveness subquery in `INSERT ... ON CONFLICT DO UPDATE` ran on the
+  statement's snapshot: a renewal committed just after it went unseen, and two nodes held one
+  slot until the next heartbeat.)  One lock rather than a lock on each holder's cluster_node row:
+  the same order of events, and a claim, which judges every incarnation at once, takes one lock,
+  not one per node.  Heartbeats, a few per node per lease, serialize on it; claims share it and
+  wait only while a heartbeat is under way.  A node stopped or cut off in the middle of such a
+  transaction would hold the lock for every node: the server ends a transaction idle for
+  IDLE_IN_TRANSACTION_S (smsgw/store/postgres.py), soon enough for the others' heartbeats.
 * Bind slots.  A carrier account allows `max_binds` binds; slot k of carrier c is a row in
   `bind_lease` naming the node (and its incarnation) that holds it.  A slot is free when its
   holder's lease has passed.  A node holds at most one slot per carrier and takes a free one at
@@ -40,6 +67,7 @@ import os
 import socket
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -108,6 +136,10 @@ CONFIG_CHANNEL: Final = "smsgw_config"
 MT_CHANNEL: Final = "smsgw_mt"
 
 _NOW: Final = "SELECT EXTRACT(EPOCH FROM clock_timestamp())::float8"
+#: The lease lock (see "Decisions see the latest leases" above): held exclusively by whatever
+#: writes a node's lease (register, heartbeat, leave), shared by whatever judges one passed to take
+#: over what it held (claims of queued MTs, adoption of unprocessed MOs).
+_LEASE_LOCK: Final = zlib.crc32(b"smsgw.cluster.leases")
 # A holder (node, incarnation) whose lease still runs at `now` (the first parameter).
 _ALIVE = ("EXISTS (SELECT 1 FROM cluster_node AS n WHERE n.name = {t}.node"
           " AND n.incarnation = {t}.incarnation AND n.expires_at > %s)")
@@ -156,11 +188,15 @@ class ClusterMember(Service):
         on_fence: Callable[[], None] = lambda: None,
         on_unfence: Callable[[], None] = lambda: None,
         on_reset: Callable[[], None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.engine = engine
         self.node = node
         self.settings = settings
         self.clock = clock
+        #: The fence's clock: monotonic, so setting the wall clock back never extends a lease
+        #: (tests give a task.Clock's seconds).  `clock` only schedules the fence timer.
+        self.monotonic = monotonic
         #: carrier → max_binds, of the carriers this node should bind
         self._carriers = carriers
         self.admin = admin
@@ -173,7 +209,7 @@ class ClusterMember(Service):
         self.slots: dict[str, int] = {}  # carrier → slot held
         self.jobs = False  # holds the jobs role (and is not fenced)
         self.fenced = True  # until the first heartbeat
-        self.valid_until = 0.0  # own clock: the lease surely runs until then (minus the margin)
+        self.valid_until = 0.0  # on `monotonic`: the lease surely runs until then (minus the margin)
         self.view = ClusterView()
         self.heartbeats = 0
         self.failed_heartbeats = 0
@@ -247,7 +283,7 @@ class ClusterMember(Service):
 
     async def heartbeat(self) -> bool:
         """One heartbeat; True if the lease was extended."""
-        started = self.clock.seconds()
+        started = self.monotonic()
         wanted = dict(self._carriers())
         release = set(self._release) | {c for c in self.slots if c not in wanted}
         try:
@@ -263,6 +299,11 @@ class ClusterMember(Service):
         slots, jobs, view = result
         self._release -= release
         self.valid_until = started + self.settings.lease_s - self.settings.fence_margin_s
+        if self.monotonic() >= self.valid_until:
+            # Renewed, but the answer came too late to send on: fenced, as if it had failed; the
+            # next heartbeat (whose answer comes in time) unfences and takes the slots in hand.
+            self._fence()
+            return False
         self._arm_fence()
         self.view = view
         if self.fenced:
@@ -282,8 +323,27 @@ class ClusterMember(Service):
         self.jobs = jobs
         return True
 
+    def lease_valid(self) -> bool:
+        """Not fenced, and the lease surely runs now: what a submit or a job must see first.
+
+        The fence timer alone is not enough: after the process was stopped (SIGSTOP, a VM
+        paused, a long GC) the event loop runs every timer that fell due meanwhile in its own
+        order, and a pacing timer may pump before the fence timer fires.  So every submit asks
+        this, on the monotonic clock, at the moment it starts.  A pure read (the store's thread
+        may ask too); `check_lease` fences as well."""
+        return not self.fenced and self.monotonic() < self.valid_until
+
+    def check_lease(self) -> bool:
+        """`lease_valid`, fencing at once (senders stopped, binds cut) if the lease may have passed."""
+        if self.fenced:
+            return False
+        if self.monotonic() < self.valid_until:
+            return True
+        self._fence()
+        return False
+
     def _arm_fence(self) -> None:
-        delay = max(0.0, self.valid_until - self.clock.seconds())
+        delay = max(0.0, self.valid_until - self.monotonic())
         if self._fence_timer is not None and self._fence_timer.active():
             self._fence_timer.reset(delay)
         else:
@@ -325,7 +385,7 @@ class ClusterMember(Service):
     def _op_register(self, conn: "PgConnection") -> str | None:
         raw = conn.raw
         with raw.transaction():
-            (now,) = raw.execute(_NOW).fetchone()
+            now = _lease_decision(raw, exclusive=True)
             row = raw.execute(
                 "INSERT INTO cluster_node (name, incarnation, host, pid, admin, started_at, heartbeat_at, expires_at)"
                 " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
@@ -347,7 +407,10 @@ class ClusterMember(Service):
     ) -> tuple[dict[str, int], bool, ClusterView] | None:
         raw = conn.raw
         with raw.transaction():
-            (now,) = raw.execute(_NOW).fetchone()
+            # Renewal and takeovers under the lease lock, `now` read once it is ours: a renewal
+            # never overlaps another node's decision that our lease passed, and the slots and role
+            # read below are their latest versions (each statement's snapshot is taken after it).
+            now = _lease_decision(raw, exclusive=True)
             renewed = raw.execute(
                 "UPDATE cluster_node SET heartbeat_at = %s, expires_at = %s, admin = %s"
                 " WHERE name = %s AND incarnation = %s AND expires_at > %s AND left_at IS NULL",
@@ -420,7 +483,7 @@ class ClusterMember(Service):
     def _op_leave(self, conn: "PgConnection") -> None:
         raw = conn.raw
         with raw.transaction():
-            (now,) = raw.execute(_NOW).fetchone()
+            now = _lease_decision(raw, exclusive=True)
             raw.execute("UPDATE outbound SET claimed_by = NULL WHERE claimed_by = %s AND state = 'queued'",
                         (self.incarnation,))
             raw.execute("DELETE FROM bind_lease WHERE incarnation = %s", (self.incarnation,))
@@ -458,8 +521,8 @@ class ClusterMember(Service):
         await self.engine.call(op)
 
     def may_send(self, carrier: str) -> bool:
-        """This node holds a bind slot of the carrier and is not fenced."""
-        return not self.fenced and carrier in self.slots
+        """This node holds a bind slot of the carrier and its lease surely runs."""
+        return carrier in self.slots and self.lease_valid()
 
     async def claim(self, carrier: str, limit: int, held_at_most: int) -> list["Outbound"]:
         """Take up to `limit` queued MTs of the carrier nobody alive has claimed, oldest first,
@@ -484,7 +547,9 @@ class ClusterMember(Service):
             limit = min(limit, held_at_most - held)
             if limit <= 0:
                 return []
-            (now,) = raw.execute(_NOW).fetchone()
+            # Whose claims are void is decided under the lease lock (shared): no renewal is half
+            # done, so an incarnation judged passed here has surely not renewed (and cannot since).
+            now = _lease_decision(raw, exclusive=False)
             cols = ", ".join(f"o.{c.strip()}" for c in OUTBOUND_COLS.split(","))
             rows = raw.execute(
                 f"UPDATE outbound AS o SET claimed_by = %s FROM ("
@@ -515,7 +580,7 @@ class ClusterMember(Service):
     def _op_adopt(self, conn: "PgConnection", older_than: float, limit: int) -> list[int]:
         raw = conn.raw
         with raw.transaction():
-            (now,) = raw.execute(_NOW).fetchone()
+            now = _lease_decision(raw, exclusive=False)  # as a claim: see _op_claim
             rows = raw.execute(
                 "UPDATE inbound SET node = %s WHERE id IN ("
                 " SELECT id FROM inbound WHERE processed_at IS NULL AND received_at < %s"
@@ -525,6 +590,14 @@ class ClusterMember(Service):
                 (self.incarnation, older_than, now, limit),
             ).fetchall()
         return sorted(r[0] for r in rows)
+
+
+def _lease_decision(raw: Any, *, exclusive: bool) -> float:
+    """Take the lease lock for the rest of the transaction, then read the database's clock."""
+    lock = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    raw.execute(f"SELECT {lock}(%s)", (_LEASE_LOCK,))
+    (now,) = raw.execute(_NOW).fetchone()
+    return float(now)
 
 
 def default_node_name(admin_port: int | None) -> str:

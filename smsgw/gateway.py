@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
+from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
+from twisted.internet.task import LoopingCall, deferLater
 from twisted.python.failure import Failure
 
 from smsgw import dlr, reassembly
@@ -66,6 +68,11 @@ APOLOGY = {
 
 ReplyHook = Callable[[str, Inbound], None]
 
+#: An MO whose outcome the store could not take is processed again after this long, doubling up
+#: to the most (the database restarting takes seconds; a longer outage is retried every few).
+PROCESS_RETRY_FIRST_S = 0.5
+PROCESS_RETRY_MAX_S = 4.0
+
 #: How the store records an MO the abuse guard kept from its normal answer (status page, API).
 _DISPOSITION = {
     Verdict.MUTED: "muted",
@@ -96,6 +103,7 @@ class Gateway(MultiService):
         self.config = config
         self.reactor = reactor
         self.clock: IReactorTime = clock or reactor
+        self._clock_is_reactor = self.clock is reactor
         # Business time (parking hours, reminders, notices) may run on its own clock, so tests
         # can jump to 12:55 on a Thursday without slowing the SMPP timers down.
         self.service_clock: IReactorTime = service_clock or self.clock
@@ -113,6 +121,7 @@ class Gateway(MultiService):
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._processing: set[int] = set()  # inbound ids being processed now
+        self._retry_waits: set[Deferred[None]] = set()  # MOs waiting to be processed again
         self._sweeper: LoopingCall | None = None
         self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0,
                                          "carried_out_unanswered": 0}
@@ -168,6 +177,9 @@ class Gateway(MultiService):
             self.clock, lambda: {name: c.max_binds for name, c in self.carriers.items()}, admin=admin,
             on_slot=self._slot_acquired, on_slot_lost=self._slot_lost, on_fence=self._fenced,
             on_unfence=self._unfenced, on_reset=self._cluster_reset,
+            # The fence runs on a monotonic clock (a wall-clock step never extends a lease);
+            # a test driving the gateway with a task.Clock drives the fence with it too.
+            monotonic=time.monotonic if self._clock_is_reactor else self.clock.seconds,
         )
         try:
             await member.join()
@@ -186,7 +198,7 @@ class Gateway(MultiService):
 
     def runs_jobs(self) -> bool:
         """Whether this node runs the once-only jobs now (always, on a single node)."""
-        return self.cluster is None or (self.cluster.jobs and not self.cluster.fenced)
+        return self.cluster is None or (self.cluster.jobs and self.cluster.check_lease())
 
     def _sending_config(self, carrier: CarrierConfig) -> CarrierConfig:
         """A carrier as one bind slot sends to it: several nodes share its TPS budgets by slot."""
@@ -409,6 +421,7 @@ class Gateway(MultiService):
         sender = CarrierSender(self._sending_config(carrier), connector, store, self.clock, on_result=self._mt_result)
         if self.cluster is not None:
             sender.claims = self.cluster.claim
+            sender.lease_check = self.cluster.check_lease
             sender.fenced = True  # until a bind slot is ours
         return sender
 
@@ -482,6 +495,8 @@ class Gateway(MultiService):
     async def stop(self) -> None:
         """Stop taking MOs, unbind every link (in-flight responses recorded), flush, close."""
         self.accepting = False
+        for pause in list(self._retry_waits):
+            pause.cancel()  # those MOs are taken again at the next start (or by the jobs node)
         if self._sweeper is not None and self._sweeper.running:
             self._sweeper.stop()
         for loop in self._cluster_loops:
@@ -692,20 +707,40 @@ class Gateway(MultiService):
         await self._process(inbound)
 
     async def _process(self, inbound: Inbound) -> None:
-        """Run the handler and commit its replies together with 'processed' (exactly once)."""
+        """Run the handler and commit its replies together with 'processed' (exactly once).
+
+        If the store cannot take the commit (the database restarting, say), the MO is processed
+        again, from the handler on, once it can: it was acknowledged, so the carrier will not
+        send it again, and with several nodes no other node takes over the MO of a live node.
+        A redo is safe: handlers' state changes are idempotent per MO, and the commit of the
+        replies happens at most once.  A node that stops meanwhile leaves it to its next start
+        (or to the jobs node, once its lease has passed)."""
         if inbound.id in self._processing:
             return  # already under way here (a redelivery raced its first copy)
         self._processing.add(inbound.id)
         try:
-            await self._process_once(inbound)
+            delay = PROCESS_RETRY_FIRST_S
+            while not await self._process_once(inbound) and self.accepting:
+                pause = deferLater(self.clock, delay)
+                self._retry_waits.add(pause)
+                try:
+                    await pause.asFuture(asyncio.get_running_loop())
+                except defer.CancelledError:
+                    break  # stopping
+                finally:
+                    self._retry_waits.discard(pause)
+                if not self.accepting:
+                    break
+                delay = min(delay * 2, PROCESS_RETRY_MAX_S)
+                log.warning("mo_processing_retried", carrier=inbound.carrier, inbound_id=inbound.id)
         finally:
             self._processing.discard(inbound.id)
 
-    async def _process_once(self, inbound: Inbound) -> None:
+    async def _process_once(self, inbound: Inbound) -> bool:
+        """One try; False if the store could not take its outcome (nothing committed)."""
         assert self.router is not None and self.store is not None and self.queue is not None
         if inbound.channel is Channel.USSD and self.ussd is not None:
-            await self._process_ussd(inbound)
-            return
+            return await self._process_ussd(inbound)
         verdict = self.abuse.check(inbound, self.clock.seconds())
         replies: list[Reply] = []
         if verdict is Verdict.ANSWER:
@@ -720,15 +755,16 @@ class Gateway(MultiService):
         try:
             outbounds = await self.store.complete_mo(inbound.id, drafts, disposition=_DISPOSITION.get(verdict))
         except StoreUnavailable as exc:
-            # The MO stays 'received' in the store and is processed again at the next start.
+            # The MO stays 'received' in the store: _process tries again.
             log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))
-            return
+            return False
         self.counters["processed"] += 1
         self.metrics.mo_processing.labels(inbound.carrier).observe(max(0.0, now - inbound.received_at))
         if outbounds:
             self.abuse.replied(inbound.msisdn, now, [o.text for o in outbounds])
         for outbound in outbounds:
             self.queue.enqueue(outbound)
+        return True
 
     async def _handle(self, inbound: Inbound) -> list[Reply]:
         """Route and run the handler; a failing handler gets the person an apology."""
@@ -774,22 +810,23 @@ class Gateway(MultiService):
             self.carrier_counters[carrier.name, "mo_accepted"] += 1
         return status, inbound
 
-    async def _process_ussd(self, inbound: Inbound) -> None:
+    async def _process_ussd(self, inbound: Inbound) -> bool:
         assert self.ussd is not None and self.store is not None
         try:
             await self.ussd.process(inbound)
             await self.store.complete_mo(inbound.id, [])
         except StoreUnavailable as exc:
-            # The MO stays 'received' and is taken again at the next start; the session step makes
-            # a replay harmless (smsgw/ussd/sessions.py).
+            # The MO stays 'received' and _process takes it again; the session step makes a
+            # replay harmless (smsgw/ussd/sessions.py).
             log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))
-            return
+            return False
         except Exception:
             log.exception("ussd_processing_failed", carrier=inbound.carrier, inbound_id=inbound.id)
-            return
+            return True
         self.counters["processed"] += 1
         waited = max(0.0, self.clock.seconds() - inbound.received_at)
         self.metrics.mo_processing.labels(inbound.carrier).observe(waited)
+        return True
 
     def _bound_since(self, carrier: str) -> float | None:
         connector = self.connectors.get(carrier)

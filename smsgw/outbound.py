@@ -138,6 +138,10 @@ class CarrierSender:
         #: Several nodes (smsgw/cluster.py): set while this node may not send (its lease could not be
         #: renewed in time, or it holds no bind slot of the carrier).
         self.fenced = False
+        #: Several nodes: asked before every submit, at the moment it starts, whether this node's
+        #: lease surely still runs (smsgw/cluster.py ClusterMember.check_lease, which fences the
+        #: node when not); `fenced` alone is set by a timer, which may run after a pacing timer.
+        self.lease_check: Callable[[], bool] | None = None
         #: Several nodes: how queued MTs are taken from the store, `claims(carrier, limit, held_at_most)`: only
         #: those this node claims (no other node sends them); None: every queued MT (one node).
         self.claims: Callable[[str, int, int], Any] | None = None
@@ -419,6 +423,8 @@ class CarrierSender:
                 ready.popleft()
                 self._final(job, "expired", "validity period passed before the carrier accepted it")
                 continue
+            if self.lease_check is not None and not self.lease_check():
+                return  # fenced now: the node's lease may have passed, the bind is another's
             part = job.next_part()
             if part is None:
                 # every remaining part is in flight; the job waits for their responses
@@ -452,6 +458,8 @@ class CarrierSender:
             if delay > 0:
                 self._schedule(delay)
                 return True  # the SMS budget is a separate one: bulk may still go
+            if self.lease_check is not None and not self.lease_check():
+                return False  # fenced now (see pump)
             job = urgent.popleft()
             if now >= job.outbound.expires_at:
                 self._final(job, "expired", "the USSD session timed out before the screen could be sent")

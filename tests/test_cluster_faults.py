@@ -107,3 +107,113 @@ async def test_the_database_restarted_under_load(tmp_path: Path) -> None:
             await cluster.stop()
     finally:
         server.destroy()
+
+
+@on_loop
+async def test_no_submit_once_the_lease_may_have_passed_even_before_the_fence_timer(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A node's process stood still longer than its lease (SIGSTOP, a paused VM): on waking, the
+    event loop runs the timers that fell due in its own order, and a pacing timer may pump before
+    the fence timer fires.  Here the fence's monotonic clock jumps an hour (no timer has run) and
+    the sender pumps a waiting reply at once: it submits nothing, and the node fences itself on
+    the spot.  Back on the real clock (the lease had not really passed) it sends the reply once."""
+    cluster = await start_cluster(tmp_path, pg_url, nodes=1, carriers=["omantel"])
+    try:
+        node = cluster.node("n1")
+        assert node.cluster is not None and node.queue is not None
+        sender = node.queue.senders["omantel"]
+        smsc = cluster.smsc("omantel")
+        sender.pause()  # the reply waits in memory, as a paced one would
+        since = len(smsc.handset_messages)
+        smsc.inject_mo("96891230777", HELP, "HELP")
+        await eventually(lambda: sender.held == 1)
+        submitted = sender.stats.submitted
+        node.cluster.monotonic = lambda: time.monotonic() + 3600.0  # woken an hour later
+        sender.resume()  # pumps now, before any timer
+        assert sender.stats.submitted == submitted
+        assert node.cluster.fenced and sender.fenced
+        node.cluster.monotonic = time.monotonic
+        await eventually(lambda: not node.cluster.fenced and cluster.bound_nodes("omantel") == ["n1"], timeout=10)
+        await eventually(lambda: len(smsc.handset_messages) > since, timeout=10)
+        await asyncio.sleep(0.5)
+        assert [m.msisdn for m in smsc.handset_messages[since:]] == ["96891230777"]
+        assert node.cluster.fences == 1 and node.cluster.resets == 0
+    finally:
+        await cluster.stop()
+
+
+@on_loop
+async def test_a_lost_slot_of_a_carrier_with_two_binds_goes_to_the_node_without_one(
+    tmp_path: Path, pg_server: PgServer, pg_url: str
+) -> None:
+    """Omantel allows two binds; n1 and n2 hold one each, n3 none.  n1 is cut off from the
+    database: its slot goes to n3, never as a second slot to n2, and the SMSC never sees more
+    than its two binds."""
+    relay = TcpCutter("127.0.0.1", pg_server.port).start()
+    relayed = pg_url.replace(f":{pg_server.port}/", f":{relay.port}/")
+    cluster = await start_cluster(tmp_path, relayed, nodes=1, carriers=["omantel"], max_binds={"omantel": 2})
+    try:
+        await cluster.start_node("n2", url=pg_url)
+        await eventually(lambda: sorted(cluster.bound_nodes("omantel")) == ["n1", "n2"], timeout=10)
+        n3 = await cluster.start_node("n3", url=pg_url)
+        await asyncio.sleep(1.0)  # a few heartbeats: both slots are taken, n3 waits
+        assert n3.cluster is not None and n3.cluster.slots == {}
+        relay.cut("drop")
+        await eventually(lambda: sorted(cluster.bound_nodes("omantel")) == ["n2", "n3"], timeout=15)
+        await asyncio.sleep(1.0)  # n2 keeps beating beside a free slot it must not take
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            held = sorted(conn.execute("SELECT node, slot FROM bind_lease WHERE node <> 'n1'").fetchall())
+        assert held == [("n2", 1), ("n3", 0)], held
+        smsc = cluster.smsc("omantel")
+        assert smsc.peak_binds == 2 and smsc.counters["binds_over_limit"] == 0
+        [reply] = await cluster.send("omantel", "96891230888", HELP, "HELP")
+        assert "90091" in reply.text
+    finally:
+        await cluster.stop()
+        relay.stop()
+
+
+@on_loop
+async def test_an_mo_whose_reply_could_not_be_committed_is_processed_again_without_a_restart(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The database fails the commit of an MO's reply (as a restart does to whatever is under
+    way) after the MO was stored and acknowledged: the carrier will not send it again, and no
+    other node takes over an MO whose node is alive.  The node processes it again once the store
+    answers, not at its next start, and the handset gets one reply."""
+    cluster = await start_cluster(tmp_path, pg_url, nodes=1, carriers=["omantel"])
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("CREATE SEQUENCE completions")
+            # The first completion fails as a connection to a server shutting down fails.
+            conn.execute("""CREATE FUNCTION fail_first_completion() RETURNS trigger LANGUAGE plpgsql AS $$
+                            BEGIN
+                              IF nextval('completions') = 1 THEN
+                                RAISE EXCEPTION 'terminating connection' USING ERRCODE = '57P01';
+                              END IF;
+                              RETURN NEW;
+                            END $$""")
+            conn.execute("CREATE TRIGGER fail_first_completion BEFORE UPDATE ON inbound FOR EACH ROW"
+                         " WHEN (OLD.processed_at IS NULL AND NEW.processed_at IS NOT NULL)"
+                         " EXECUTE FUNCTION fail_first_completion()")
+        [reply] = await cluster.send("omantel", "96891230999", HELP, "HELP", timeout=15)
+        assert "90091" in reply.text
+        await asyncio.sleep(1.0)
+        assert len(cluster.handset("omantel", "96891230999")) == 1
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            assert conn.execute("SELECT last_value FROM completions").fetchone()[0] == 2  # failed once
+            conn.execute("CREATE OR REPLACE FUNCTION fail_first_completion() RETURNS trigger LANGUAGE plpgsql AS $$"
+                         " BEGIN RAISE EXCEPTION 'terminating connection' USING ERRCODE = '57P01'; END $$")
+        assert list(replies_per_mo(pg_url).values()) == [1]
+        # A store that keeps failing: the MO waits, and a stop does not wait for it (the next
+        # start takes it up).
+        node = cluster.node("n1")
+        cluster.smsc("omantel").inject_mo("96891230998", HELP, "HELP")
+        await eventually(lambda: len(node._retry_waits) == 1, timeout=10)
+        started = time.monotonic()
+        await cluster.stop_node("n1")
+        assert time.monotonic() - started < 2.0
+        assert sorted(replies_per_mo(pg_url).values()) == [0, 1]
+    finally:
+        await cluster.stop()

@@ -292,13 +292,12 @@ class OperatorApi:
         if member is None:
             return None
         view = member.view
-        now = self.gateway.clock.seconds()
         return {
             "node": member.node,
             "fenced": member.fenced,
             "jobs": member.jobs,
             "slots": dict(sorted(member.slots.items())),
-            "lease_valid_s": round(max(0.0, member.valid_until - now + member.settings.fence_margin_s), 3),
+            "lease_valid_s": round(max(0.0, member.valid_until - member.monotonic() + member.settings.fence_margin_s), 3),
             "heartbeats": member.heartbeats,
             "failed_heartbeats": member.failed_heartbeats,
             "fences": member.fences,

@@ -18,6 +18,8 @@ contract that a write is a plain function of a DB-API connection.
   because every write the gateway retries is idempotent (MO dedupe, complete_mo, receipts).
 * A dead server or network is noticed within seconds, not the kernel's minutes: TCP keepalives
   and tcp_user_timeout on the connection, lock_timeout and statement_timeout on the session.
+  Seen from the server, a client that stopped or vanished mid-transaction is ended after
+  IDLE_IN_TRANSACTION_S, and the locks it held go with it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,12 @@ BATCH_CONFLICT_RETRIES = 3
 SINGLE_CONFLICT_RETRIES = 20
 #: The migration lock: one node at a time creates or upgrades the schema.
 _MIGRATION_LOCK = zlib.crc32(b"smsgw.migrations")
+#: A transaction of ours never waits on its client: its statements follow one another on one
+#: thread.  One that idles this long belongs to a process stopped or cut off mid-transaction;
+#: the server ends it, so that the locks it holds (the cluster's lease lock among them,
+#: smsgw/cluster.py) are not held until TCP keepalives notice, hours later by default.  Short
+#: enough that the other nodes' heartbeats, waiting on that lock, still come in time.
+IDLE_IN_TRANSACTION_S = 2.0
 
 _CONFLICTS = (pgerrors.SerializationFailure, pgerrors.DeadlockDetected)
 _OP_ERRORS = (psycopg.IntegrityError, psycopg.DataError, psycopg.ProgrammingError, psycopg.NotSupportedError)
@@ -197,7 +205,8 @@ class PostgresEngine(Engine):
             keepalives=1, keepalives_idle=5, keepalives_interval=2, keepalives_count=3,
             tcp_user_timeout=int(self.busy_timeout * 2000),
             options=(f"-c lock_timeout={int(self.busy_timeout * 1000)}"
-                     f" -c statement_timeout={int(self.statement_timeout * 1000)}"),
+                     f" -c statement_timeout={int(self.statement_timeout * 1000)}"
+                     f" -c idle_in_transaction_session_timeout={int(IDLE_IN_TRANSACTION_S * 1000)}"),
         )
         raw.adapters.register_loader("numeric", _NumericLoader)
         conn = PgConnection(raw, self._dialect)
