@@ -121,6 +121,7 @@ class Gateway(MultiService):
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._processing: set[int] = set()  # inbound ids being processed now
+        self._verdicts: dict[int, Verdict] = {}  # the abuse guard's verdict on each of those
         self._retry_waits: set[Deferred[None]] = set()  # MOs waiting to be processed again
         self._sweeper: LoopingCall | None = None
         self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0,
@@ -720,7 +721,9 @@ class Gateway(MultiService):
         self._processing.add(inbound.id)
         try:
             delay = PROCESS_RETRY_FIRST_S
-            while not await self._process_once(inbound) and self.accepting:
+            again = False
+            while not await self._process_once(inbound, again) and self.accepting:
+                again = True
                 pause = deferLater(self.clock, delay)
                 self._retry_waits.add(pause)
                 try:
@@ -735,13 +738,18 @@ class Gateway(MultiService):
                 log.warning("mo_processing_retried", carrier=inbound.carrier, inbound_id=inbound.id)
         finally:
             self._processing.discard(inbound.id)
+            self._verdicts.pop(inbound.id, None)
 
-    async def _process_once(self, inbound: Inbound) -> bool:
-        """One try; False if the store could not take its outcome (nothing committed)."""
+    async def _process_once(self, inbound: Inbound, again: bool = False) -> bool:
+        """One try; False if the store could not take its outcome (nothing committed, as far as
+        we know).  `again`: an earlier try failed so; it may have committed all the same (the
+        connection lost before the commit's answer), and then its replies are queued from the store."""
         assert self.router is not None and self.store is not None and self.queue is not None
         if inbound.channel is Channel.USSD and self.ussd is not None:
             return await self._process_ussd(inbound)
-        verdict = self.abuse.check(inbound, self.clock.seconds())
+        verdict = self._verdicts.get(inbound.id) if again else None
+        if verdict is None:  # one MO counts once towards its sender's limits, however often it is tried
+            verdict = self._verdicts[inbound.id] = self.abuse.check(inbound, self.clock.seconds())
         replies: list[Reply] = []
         if verdict is Verdict.ANSWER:
             replies = await self._handle(inbound)
@@ -753,7 +761,8 @@ class Gateway(MultiService):
         now = self.clock.seconds()
         drafts = [self._draft(reply, inbound.id, now) for reply in replies]
         try:
-            outbounds = await self.store.complete_mo(inbound.id, drafts, disposition=_DISPOSITION.get(verdict))
+            outbounds = await self.store.complete_mo(inbound.id, drafts, disposition=_DISPOSITION.get(verdict),
+                                                     again=again)
         except StoreUnavailable as exc:
             # The MO stays 'received' in the store: _process tries again.
             log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))

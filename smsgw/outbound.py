@@ -171,6 +171,7 @@ class CarrierSender:
         self._refilling = False
         self._missed = False
         self._held = 0
+        self._held_ids: set[int] = set()
         connector.add_state_listener(self._link_changed)
 
     # -- queue management -------------------------------------------------------------
@@ -215,6 +216,8 @@ class CarrierSender:
 
     def _hold(self, outbound: "Outbound") -> None:
         self._loaded_max_id = max(self._loaded_max_id, outbound.id)
+        if outbound.id in self._held_ids:
+            return  # handed over twice (an MO's replies queued again from the store): one send
         try:
             parts = smstext.split_text(
                 outbound.text, self.config.default_alphabet, self.config.long_message, outbound.concat_ref
@@ -247,12 +250,14 @@ class CarrierSender:
     def _count(self, job: _Job) -> _Job:
         job.counted = True
         self._held += 1
+        self._held_ids.add(job.outbound.id)
         return job
 
     def _uncount(self, job: _Job) -> None:
         if job.counted:
             job.counted = False
             self._held -= 1
+            self._held_ids.discard(job.outbound.id)
 
     def _lane(self, job: _Job) -> deque[_Job]:
         return self._urgent if job.urgent else self._ready

@@ -217,3 +217,31 @@ async def test_an_mo_whose_reply_could_not_be_committed_is_processed_again_witho
         assert sorted(replies_per_mo(pg_url).values()) == [0, 1]
     finally:
         await cluster.stop()
+
+
+@on_loop
+async def test_replies_committed_though_the_commit_seemed_to_fail_are_sent(tmp_path: Path, pg_url: str) -> None:
+    """The connection drops after PostgreSQL committed an MO's completion but before the node
+    heard so: the node processes the MO again, finds it done, and sends the replies that commit
+    stored (claimed by this node, so nobody else would while it lives) — once."""
+    cluster = await start_cluster(tmp_path, pg_url, nodes=1, carriers=["omantel"])
+    try:
+        engine = cluster.node("n1").store.engine
+        committed = engine.run_batch
+        lost = []
+
+        async def answer_lost_after_commit(ops):  # type: ignore[no-untyped-def]
+            outcomes = await committed(ops)  # the real engine commits the batch
+            if not lost and any(getattr(getattr(op, "func", None), "__name__", "") == "_op_complete_mo" for op in ops):
+                lost.append(len(ops))
+                raise psycopg.OperationalError("server closed the connection unexpectedly")
+            return outcomes
+
+        engine.run_batch = answer_lost_after_commit
+        [reply] = await cluster.send("omantel", "96891230997", HELP, "HELP", timeout=15)
+        assert "90091" in reply.text and lost
+        await asyncio.sleep(1.0)
+        assert len(cluster.handset("omantel", "96891230997")) == 1
+        assert list(replies_per_mo(pg_url).values()) == [1]
+    finally:
+        await cluster.stop()

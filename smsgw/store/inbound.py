@@ -18,6 +18,7 @@ their parts, marked processed together with their replies.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 from smsgw.log import get_logger
 from smsgw.message import Channel, Inbound, SessionEvent
 from smsgw.redelivery import content_hash
-from smsgw.store.outbound import OutboundArea
+from smsgw.store.outbound import OUTBOUND_COLS, OutboundArea, load_parts, outbound_from_row
 from smsgw.store.types import Connection, NewMo, NewMoPart, NewMt, Outbound, PartKey
 
 log = get_logger(__name__)
@@ -309,7 +310,7 @@ class InboundArea(OutboundArea):
         return self._insert_assembled(conn, key, rows[0][1], text, received_at, len(rows), partial=True)
 
     async def complete_mo(
-        self, inbound_id: int, replies: Sequence[NewMt], *, disposition: str | None = None
+        self, inbound_id: int, replies: Sequence[NewMt], *, disposition: str | None = None, again: bool = False
     ) -> list[Outbound]:
         """Mark the MO processed and queue its replies, in one transaction.
 
@@ -317,17 +318,21 @@ class InboundArea(OutboundArea):
         `history` in place of "processed"; None for an MO answered normally.
         Idempotent: for an MO already processed nothing is inserted and [] is returned.  Replies
         without an inbound_id are linked to this MO.  Raises LookupError for an unknown id.
+        `again`: an earlier call failed in a way that may yet have committed (the connection lost
+        before the commit's answer).  With several nodes, if it did, the replies it stored that
+        this node claimed and has not sent are returned, for the caller to queue: nobody else
+        would send them while this node lives.
         """
         for mt in replies:
             Channel(mt.channel)
         return await self._write(
             functools.partial(self._op_complete_mo, inbound_id=inbound_id, replies=tuple(replies), at=self._clock(),
-                              disposition=disposition)
+                              disposition=disposition, again=again)
         )
 
     def _op_complete_mo(
         self, conn: Connection, inbound_id: int, replies: tuple[NewMt, ...], at: float,
-        disposition: str | None = None,
+        disposition: str | None = None, again: bool = False,
     ) -> list[Outbound]:
         cur = conn.execute(
             "UPDATE inbound SET processed_at = ?, disposition = ? WHERE id = ? AND processed_at IS NULL",
@@ -336,7 +341,16 @@ class InboundArea(OutboundArea):
         if cur.rowcount == 0:
             if conn.execute("SELECT 1 FROM inbound WHERE id = ?", (inbound_id,)).fetchone() is None:
                 raise LookupError(f"no inbound message {inbound_id}")
-            return []
+            claimer = self.node_tag() if again else None
+
+            if claimer is None:
+                return []
+            rows = conn.execute(
+                f"SELECT {OUTBOUND_COLS} FROM outbound WHERE inbound_id = ? AND state = 'queued' AND claimed_by = ?"
+                " ORDER BY id", (inbound_id, claimer),
+            ).fetchall()
+            parts = load_parts(conn, [r[0] for r in rows])
+            return [dataclasses.replace(outbound_from_row(r, parts.get(r[0], {})), claimed_by=claimer) for r in rows]
         return [self._insert_mt(conn, mt, inbound_id) for mt in replies]
 
 
