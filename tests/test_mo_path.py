@@ -73,16 +73,16 @@ async def test_unexpected_error_while_accepting_is_answered_0x64_and_the_next_mo
     stack = await start_stack(tmp_path, carriers=["omantel"])
     try:
         gateway = stack.gateway
-        real = gateway._accept_mo
+        real = gateway._read_mo
         calls = {"n": 0}
 
-        async def broken_once(carrier: Any, pdu: Any) -> Any:
+        def broken_once(carrier: Any, pdu: Any, now: float) -> Any:
             calls["n"] += 1
             if calls["n"] == 1:
                 raise RuntimeError("unplanned")
-            return await real(carrier, pdu)
+            return real(carrier, pdu, now)
 
-        gateway._accept_mo = broken_once  # type: ignore[method-assign]
+        gateway._read_mo = broken_once  # type: ignore[method-assign]
         smsc = stack.smsc("omantel")
         mo_id = smsc.inject_mo("96891230510", SHORT_CODE, "HELP")
         await eventually(lambda: c.ESME_RX_T_APPN in smsc.mo(mo_id).statuses)
