@@ -877,7 +877,7 @@ class Gateway(MultiService):
                 outcomes = await self.store.write_group(ops)
             except StoreUnavailable as exc:
                 outcomes = [(False, exc)] * len(ops)
-            processing_time = self.metrics.mo_processing
+            observe = self.metrics.observe_mo_processing
             for (inbound, _), (ok, outbounds) in zip(taken, outcomes):
                 if not ok:
                     # The MO stays 'received' in the store and is processed again at the next start.
@@ -885,7 +885,7 @@ class Gateway(MultiService):
                     log.error(event, inbound_id=inbound.id, error=str(outbounds))
                     continue
                 self.counters["processed"] += 1
-                processing_time.labels(inbound.carrier).observe(max(0.0, now - inbound.received_at))
+                observe(inbound.carrier, max(0.0, now - inbound.received_at))
                 if outbounds:
                     self.abuse.replied(inbound.msisdn, now, [o.text for o in outbounds])
                 for outbound in outbounds:
@@ -969,7 +969,7 @@ class Gateway(MultiService):
             return
         self.counters["processed"] += 1
         waited = max(0.0, self.clock.seconds() - inbound.received_at)
-        self.metrics.mo_processing.labels(inbound.carrier).observe(waited)
+        self.metrics.observe_mo_processing(inbound.carrier, waited)
 
     def _bound_since(self, carrier: str) -> float | None:
         connector = self.connectors.get(carrier)
@@ -985,7 +985,7 @@ class Gateway(MultiService):
     def _mt_result(self, carrier: str, outbound: Any, result: str) -> None:
         if result == "sent":
             waited = max(0.0, self.clock.seconds() - outbound.created_at)
-            self.metrics.mt_queue_time.labels(carrier, outbound.channel).observe(waited)
+            self.metrics.observe_mt_queue_time(carrier, outbound.channel, waited)
 
     def _draft(self, reply: Reply, inbound_id: int | None, now: float, kind: str = "reply") -> NewMt:
         carrier = self.carriers.get(reply.carrier)
