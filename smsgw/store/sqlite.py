@@ -5,11 +5,6 @@
   which is the fault model we design for.  Only an OS crash or power loss can lose the last few
   transactions (never corrupt the file); synchronous=FULL would close that gap at the cost of one
   fsync per batch.
-* The WAL is checkpointed into the main file every 10,000 pages (about 40 MB of WAL file), not
-  SQLite's default 1,000: the pages a busy gateway rewrites (the right edge of every table and
-  index) are copied to the main file once per checkpoint whatever the number of commits that
-  touched them, so fewer checkpoints write far fewer pages, and each costs the committing batch
-  an fsync.  Measured: CPU per MO->MT 242-262 -> 234-236 us, msg/s 2,857-3,075 -> 3,250-3,258.
 * BEGIN IMMEDIATE takes the write lock when a batch starts, so "locked" fails there (after
   busy_timeout), before any work, rather than at COMMIT.
 * Errors of one write (constraint, bad data, a bug) roll back that write only; every other
@@ -121,7 +116,6 @@ def _setup(conn: sqlite3.Connection, path: str, busy_timeout: float) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA temp_store = MEMORY")
-    conn.execute("PRAGMA wal_autocheckpoint = 10000")  # see module docstring
     # The functions shared SQL may use beyond SQLite's core set (see smsgw/store/__init__.py);
     # builds without the math functions get them from Python.
     try:
