@@ -141,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             paid_all_day(tmp)
         bases = {"warmup": 96870000000, "unobserved": 96880000000, "profiled": 96890000000}
         if args.workload == "status":
-            config.write_text(config.read_text(encoding="utf-8") + TRANSACTION_ROUTES, encoding="utf-8")
+            text = config.read_text(encoding="utf-8")
+            if not re.search(r'(?m)^keyword = "STATUS"', text):  # the shipped config may route it already
+                config.write_text(text + TRANSACTION_ROUTES, encoding="utf-8")
             bases = {"warmup": STATUS_BASES["warmup"], "unobserved": STATUS_BASES["saturation"],
                      "profiled": STATUS_BASES["latency"]}
             seed_transactions(tmp, config, args.transactions,

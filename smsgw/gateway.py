@@ -5,6 +5,14 @@ deliver_sm_resp 0 → route → handler → commit replies with the MO marked pr
 outbound queue.  Only the commit decides whether an MO was accepted: if the store cannot
 write, the carrier gets ESME_RX_T_APPN and redelivers, and an MO acknowledged before a
 crash is found unprocessed in the store at start-up and processed then.
+
+That path runs per reactor turn, not per message: the deliver_sm PDUs that arrive in one turn
+(on any link) are read, stored as one group of writes in the next group commit, answered
+together once it is committed, routed, and their replies committed as one group and queued.  A
+turn's acknowledgements and submits then leave in one socket write, and the batch costs one task
+and two futures rather than a task, its coroutine chain and two futures per MO.  Each MO is still
+its own write (one that fails is answered ESME_RX_T_APPN alone).  USSD and the parts of long MOs
+take the per-message path (their own state machines), which the batch hands them to.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import dataclasses
 import inspect
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from twisted.application.service import MultiService
@@ -43,6 +51,7 @@ from smsgw.smpp.pdu import Pdu
 from smsgw.cluster import SCHEMA as CLUSTER_SCHEMA
 from smsgw.cluster import ClusterMember, ClusterSettings, ConfigListener, default_node_name
 from smsgw.store import NewMo, NewMoPart, NewMt, Outbound, Store, StoreUnavailable, is_postgres
+from smsgw.store.types import NewReceipt
 from smsgw.textnorm import detect_lang
 from smsgw.traffic import TrafficLog
 from smsgw.ussd.channel import UssdChannel
@@ -121,8 +130,9 @@ class Gateway(MultiService):
         self.started_at: float | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._processing: set[int] = set()  # inbound ids being processed now
-        self._verdicts: dict[int, Verdict] = {}  # the abuse guard's verdict on each of those
         self._retry_waits: set[Deferred[None]] = set()  # MOs waiting to be processed again
+        #: deliver_sm PDUs of this reactor turn, taken as one batch once the turn's reads are done.
+        self._arrived: list[tuple[CarrierConfig, Pdu, Deferred]] = []
         self._sweeper: LoopingCall | None = None
         self.counters: dict[str, int] = {"mo": 0, "mo_duplicate": 0, "mo_rejected": 0, "dlr": 0, "processed": 0,
                                          "carried_out_unanswered": 0}
@@ -516,6 +526,7 @@ class Gateway(MultiService):
                     await connector.stopService().asFuture(loop_)
         if self.running:
             await self.stopService().asFuture(loop_)
+        self._take_arrived()  # a turn's arrivals not yet taken: answered like any other
         if self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
         if self.queue is not None:
@@ -557,15 +568,119 @@ class Gateway(MultiService):
     def _deliver_callback(self, carrier: CarrierConfig) -> Callable[[Pdu], Deferred]:
         def on_deliver(pdu: Pdu) -> Deferred:
             answered: Deferred[int] = Deferred()
-            self._spawn(self._deliver(carrier, pdu, answered))
+            arrived = self._arrived
+            arrived.append((carrier, pdu, answered))
+            if len(arrived) == 1:
+                # call_soon runs after every read callback of this loop iteration: the batch
+                # holds all that arrived in the turn, on every link.
+                asyncio.get_running_loop().call_soon(self._take_arrived)
             return answered
 
         return on_deliver
 
+    def _take_arrived(self) -> None:
+        if self._arrived:
+            batch, self._arrived = self._arrived, []
+            self._spawn(self._deliver_batch(batch))
+
+    async def _deliver_batch(self, batch: list[tuple[CarrierConfig, Pdu, Deferred]]) -> None:
+        """One reactor turn's deliver_sm PDUs: each MO and receipt its own write in one group
+        (one future), each answered the moment the group is committed, then the MOs processed
+        as a batch.  A PDU that cannot be read is answered at once; USSD and parts of long MOs
+        go the per-message way."""
+        store = self.store
+        if not self.accepting or store is None:
+            for _, _, answered in batch:
+                answered.callback(c.ESME_RX_T_APPN)  # shutting down: the carrier keeps it and redelivers
+            return
+        now = self.clock.seconds()
+        ops: list[Callable[[Any], Any]] = []
+        staged: list[tuple[CarrierConfig, Deferred, str | None]] = []  # msisdn of an MO, None for a receipt
+        for carrier, pdu, answered in batch:
+            try:
+                read = self._read_arrival(carrier, pdu, now)
+            except Exception:
+                answered.errback(Failure())  # the session logs it and answers ESME_RX_T_APPN
+                continue
+            if read is None:
+                self._spawn(self._deliver(carrier, pdu, answered))
+            elif type(read) is int:
+                answered.callback(read)
+            else:
+                assert isinstance(read, tuple)
+                ops.append(read[1])
+                staged.append((carrier, answered, read[0]))
+        if not ops:
+            return
+        try:
+            outcomes = await store.write_group(ops)
+        except asyncio.CancelledError:
+            for _, answered, _ in staged:
+                answered.errback(Failure())
+            raise
+        except Exception as exc:
+            for carrier, answered, _ in staged:
+                if isinstance(exc, StoreUnavailable):
+                    answered.callback(self._not_stored(carrier, exc))
+                else:
+                    answered.errback(Failure(exc))
+            return
+        inbounds: list[Inbound] = []
+        for (carrier, answered, msisdn), (ok, value) in zip(staged, outcomes):
+            if not ok:
+                if isinstance(value, StoreUnavailable):
+                    answered.callback(self._not_stored(carrier, value))
+                else:
+                    answered.errback(Failure(value))
+                continue
+            if msisdn is not None:
+                inbound, duplicate = value
+                self._mo_stored(carrier, msisdn, inbound, duplicate)
+                if inbound is not None and not duplicate:
+                    inbounds.append(inbound)
+            answered.callback(c.ESME_ROK)
+        if inbounds:
+            await self._process_batch(inbounds)
+
+    def _read_arrival(
+        self, carrier: CarrierConfig, pdu: Pdu, now: float
+    ) -> int | tuple[str | None, Callable[[Any], Any]] | None:
+        """What a deliver_sm asks of the store: (the MO's msisdn, or None for a receipt; the write
+        that stores it), a status to answer at once, or None for the per-message path."""
+        assert self.store is not None
+        params = pdu.params
+        if dlr.is_receipt(params.get("esm_class", 0)):
+            receipt = dlr.parse_receipt(params.get("short_message", b""), pdu.tlvs)
+            if receipt is None:
+                log.warning("receipt_unreadable", carrier=carrier.name)
+                return c.ESME_ROK  # asking for it again would bring the same unreadable bytes
+            self.counters["dlr"] += 1
+            self.carrier_counters[carrier.name, "dlr"] += 1
+            smsc_id = dlr.normalise_message_id(receipt.message_id, carrier.receipt_id_format)
+            return None, self.store.receipt_op(NewReceipt(
+                carrier.name, smsc_id, receipt.state, receipt.error, receipt.final, receipt.message_id, now,
+            ))
+        if c.TLV_USSD_SERVICE_OP in pdu.tlvs:
+            return None
+        mo = self._read_mo(carrier, pdu, now)
+        if type(mo) is int:
+            return mo
+        assert isinstance(mo, tuple)
+        new_mo, concat = mo
+        if concat is not None:
+            return None
+        assert isinstance(new_mo, NewMo)
+        return new_mo.msisdn, self.store.accept_mo_op(new_mo)
+
+    def _not_stored(self, carrier: CarrierConfig, exc: Exception) -> int:
+        self.counters["mo_rejected"] += 1
+        self.carrier_counters[carrier.name, "mo_rejected"] += 1
+        log.error("mo_not_stored", carrier=carrier.name, error=str(exc))
+        return c.ESME_RX_T_APPN
+
     async def _deliver(self, carrier: CarrierConfig, pdu: Pdu, answered: Deferred) -> None:
-        """One task per deliver_sm: store it, answer the SMSC the moment it is committed (firing
-        the session's Deferred directly, no Future adapted to a Deferred), then process the MO it
-        completed in the same task rather than a second one."""
+        """One deliver_sm on its own (USSD, a part of a long MO): store it, answer the SMSC the
+        moment it is committed, then process the MO it completed in the same task."""
         try:
             status, inbound = await self._accept(carrier, pdu)
         except asyncio.CancelledError:
@@ -592,10 +707,7 @@ class Gateway(MultiService):
                 return await self._accept_ussd(carrier, pdu)
             return await self._accept_mo(carrier, pdu)
         except StoreUnavailable as exc:
-            self.counters["mo_rejected"] += 1
-            self.carrier_counters[carrier.name, "mo_rejected"] += 1
-            log.error("mo_not_stored", carrier=carrier.name, error=str(exc))
-            return c.ESME_RX_T_APPN, None
+            return self._not_stored(carrier, exc), None
 
     async def _accept_receipt(self, carrier: CarrierConfig, pdu: Pdu) -> int:
         receipt = dlr.parse_receipt(pdu.params.get("short_message", b""), pdu.tlvs)
@@ -612,52 +724,69 @@ class Gateway(MultiService):
         )
         return c.ESME_ROK
 
-    async def _accept_mo(self, carrier: CarrierConfig, pdu: Pdu) -> tuple[int, Inbound | None]:
-        assert self.store is not None
+    def _read_mo(
+        self, carrier: CarrierConfig, pdu: Pdu, now: float
+    ) -> int | tuple[NewMo | NewMoPart, reassembly.ConcatInfo | None]:
+        """A deliver_sm read as an MO (pure but for the warning): the MO or part to store, or the
+        status that refuses it."""
         params = pdu.params
         msisdn = canonical_msisdn(params.get("source_addr", ""))
         short_code = params.get("destination_addr", "").strip()
         if not msisdn or not short_code:
-            return (c.ESME_RINVSRCADR if not msisdn else c.ESME_RINVDSTADR), None
+            return c.ESME_RINVSRCADR if not msisdn else c.ESME_RINVDSTADR
         data_coding = params.get("data_coding", 0)
         payload = params.get("short_message", b"") or pdu.tlvs.get(c.TLV_MESSAGE_PAYLOAD, b"")
         carrier_msg_id = pdu.tlv_cstr(carrier.mo_id_tlv) if carrier.mo_id_tlv is not None else None
-        now = self.clock.seconds()
-        alphabet = carrier.default_alphabet
+        esm_class = params.get("esm_class", 0)
         try:
-            concat = reassembly.extract_concat(payload, params.get("esm_class", 0), pdu.tlvs)
+            concat = reassembly.extract_concat(payload, esm_class, pdu.tlvs)
         except reassembly.MalformedConcat as exc:
             log.warning("mo_concat_malformed", carrier=carrier.name, reason=str(exc))
-            return c.ESME_RINVMSGLEN, None
+            return c.ESME_RINVMSGLEN
         if concat is None:
-            body = reassembly.message_body(payload, params.get("esm_class", 0), pdu.tlvs)
-            text = smstext.decode_short_message(body, data_coding, alphabet)
-            inbound, duplicate = await self.store.accept_mo(
-                NewMo(carrier.name, carrier_msg_id, msisdn, short_code, text, data_coding, now)
-            )
+            body = reassembly.message_body(payload, esm_class, pdu.tlvs)
+            text = smstext.decode_short_message(body, data_coding, carrier.default_alphabet)
+            return NewMo(carrier.name, carrier_msg_id, msisdn, short_code, text, data_coding, now), None
+        return NewMoPart(carrier.name, carrier_msg_id, msisdn, short_code, data_coding, now,
+                         concat.ref, concat.total, concat.seq, concat.body), concat
+
+    async def _accept_mo(self, carrier: CarrierConfig, pdu: Pdu) -> tuple[int, Inbound | None]:
+        assert self.store is not None
+        read = self._read_mo(carrier, pdu, self.clock.seconds())
+        if type(read) is int:
+            return read, None
+        assert isinstance(read, tuple)
+        mo, concat = read
+        if isinstance(mo, NewMo):
+            inbound, duplicate = await self.store.accept_mo(mo)
         else:
+            alphabet, data_coding = carrier.default_alphabet, mo.data_coding
+
             def assemble(parts: dict[int, bytes], total: int) -> str | None:
                 joined = reassembly.assemble(parts, total)
                 return None if joined is None else smstext.decode_short_message(joined, data_coding, alphabet)
 
-            inbound, duplicate = await self.store.accept_mo_part(
-                NewMoPart(carrier.name, carrier_msg_id, msisdn, short_code, data_coding, now,
-                          concat.ref, concat.total, concat.seq, concat.body),
-                assemble,
-            )
+            inbound, duplicate = await self.store.accept_mo_part(mo, assemble)
+        self._mo_stored(carrier, mo.msisdn, inbound, duplicate)
+        if duplicate:
+            return c.ESME_ROK, None
+        return c.ESME_ROK, inbound  # inbound is None while parts of a long MO are missing
+
+    def _mo_stored(self, carrier: CarrierConfig, msisdn: str, inbound: Inbound | None, duplicate: bool) -> None:
+        """Count a committed MO (or part); a redelivery of one stored but never processed here is
+        processed now."""
         if duplicate:
             self.counters["mo_duplicate"] += 1
             self.carrier_counters[carrier.name, "mo_duplicate"] += 1
             log.debug("mo_duplicate", carrier=carrier.name, msisdn=mask_msisdn(msisdn))
             if inbound is not None and inbound.id not in self._processing:
                 self._spawn(self._resume_if_unfinished(inbound))
-            return c.ESME_ROK, None
+            return
         self.counters["mo"] += 1
         self.carrier_counters[carrier.name, "mo_accepted"] += 1
         if inbound is not None:
             log.debug("mo_accepted", carrier=carrier.name, msisdn=mask_msisdn(msisdn), inbound_id=inbound.id,
-                      short_code=short_code)
-        return c.ESME_ROK, inbound  # inbound is None while parts of a long MO are missing
+                      short_code=inbound.short_code)
 
     async def _sweep_reassembly(self) -> None:
         """Multipart MOs whose missing parts never came: process what arrived, gaps marked."""
@@ -711,82 +840,170 @@ class Gateway(MultiService):
         """Run the handler and commit its replies together with 'processed' (exactly once).
 
         If the store cannot take the commit (the database restarting, say), the MO is processed
-        again, from the handler on, once it can: it was acknowledged, so the carrier will not
-        send it again, and with several nodes no other node takes over the MO of a live node.
-        A redo is safe: handlers' state changes are idempotent per MO, and the commit of the
-        replies happens at most once.  A node that stops meanwhile leaves it to its next start
-        (or to the jobs node, once its lease has passed)."""
-        if inbound.id in self._processing:
-            return  # already under way here (a redelivery raced its first copy)
-        self._processing.add(inbound.id)
+        again, from the handler on, once it can (`_retry_until_stored`)."""
+        if inbound.channel is Channel.USSD and self.ussd is not None:
+            if inbound.id in self._processing:
+                return  # already under way here (a redelivery raced its first copy)
+            self._processing.add(inbound.id)
+            try:
+                if not await self._process_ussd(inbound):
+                    await self._retry_until_stored(inbound, lambda: self._process_ussd(inbound))
+            finally:
+                self._processing.discard(inbound.id)
+            return
+        await self._process_batch([inbound])
+
+    async def _retry_until_stored(self, inbound: Inbound, attempt: Callable[[], Awaitable[bool]]) -> None:
+        """Try an MO again, after 0.5 s doubling to 4 s, until the store takes its outcome or the
+        node stops: it was acknowledged, so the carrier will not send it again, and with several
+        nodes no other node takes over the MO of a live node.  A redo is safe: handlers' state
+        changes are idempotent per MO, and the commit of the replies happens at most once.  A
+        node that stops meanwhile leaves it to its next start (or to the jobs node, once its
+        lease has passed)."""
+        delay = PROCESS_RETRY_FIRST_S
+        while self.accepting:
+            pause = deferLater(self.clock, delay)
+            self._retry_waits.add(pause)
+            try:
+                await pause.asFuture(asyncio.get_running_loop())
+            except defer.CancelledError:
+                return  # stopping
+            finally:
+                self._retry_waits.discard(pause)
+            if not self.accepting:
+                return
+            log.warning("mo_processing_retried", carrier=inbound.carrier, inbound_id=inbound.id)
+            if await attempt():
+                return
+            delay = min(delay * 2, PROCESS_RETRY_MAX_S)
+
+    async def _process_again(self, inbound: Inbound, verdict: Verdict) -> None:
+        """An SMS MO whose completion the store could not take: tried alone until it can (its
+        first try's verdict kept: one MO counts once towards its sender's limits)."""
         try:
-            delay = PROCESS_RETRY_FIRST_S
-            again = False
-            while not await self._process_once(inbound, again) and self.accepting:
-                again = True
-                pause = deferLater(self.clock, delay)
-                self._retry_waits.add(pause)
-                try:
-                    await pause.asFuture(asyncio.get_running_loop())
-                except defer.CancelledError:
-                    break  # stopping
-                finally:
-                    self._retry_waits.discard(pause)
-                if not self.accepting:
-                    break
-                delay = min(delay * 2, PROCESS_RETRY_MAX_S)
-                log.warning("mo_processing_retried", carrier=inbound.carrier, inbound_id=inbound.id)
+            await self._retry_until_stored(inbound, lambda: self._process_once_more(inbound, verdict))
         finally:
             self._processing.discard(inbound.id)
-            self._verdicts.pop(inbound.id, None)
 
-    async def _process_once(self, inbound: Inbound, again: bool = False) -> bool:
-        """One try; False if the store could not take its outcome (nothing committed, as far as
-        we know).  `again`: an earlier try failed so; it may have committed all the same (the
-        connection lost before the commit's answer), and then its replies are queued from the store."""
-        assert self.router is not None and self.store is not None and self.queue is not None
-        if inbound.channel is Channel.USSD and self.ussd is not None:
-            return await self._process_ussd(inbound)
-        verdict = self._verdicts.get(inbound.id) if again else None
-        if verdict is None:  # one MO counts once towards its sender's limits, however often it is tried
-            verdict = self._verdicts[inbound.id] = self.abuse.check(inbound, self.clock.seconds())
-        replies: list[Reply] = []
+    async def _process_once_more(self, inbound: Inbound, verdict: Verdict) -> bool:
+        """One more try; False if the store could not take its outcome.  The earlier try may have
+        committed all the same (the connection lost before the commit's answer): then the store
+        hands back the replies it stored, to be queued (`complete_mo(again=True)`)."""
+        assert self.store is not None
         if verdict is Verdict.ANSWER:
-            replies = await self._handle(inbound)
+            replies = self._handle_now(inbound)
+            if type(replies) is not list:
+                replies = await self._handled_later(inbound, replies)
         else:
-            if verdict is Verdict.POLITE_LIMIT:
-                replies = [inbound.reply(RATE_LIMITED[detect_lang(inbound.text)])]
-            if verdict is not Verdict.IGNORED:
-                await self._carry_out(inbound, verdict)
+            replies = await self._unanswered(inbound, verdict)
         now = self.clock.seconds()
         drafts = [self._draft(reply, inbound.id, now) for reply in replies]
         try:
             outbounds = await self.store.complete_mo(inbound.id, drafts, disposition=_DISPOSITION.get(verdict),
-                                                     again=again)
+                                                     again=True)
         except StoreUnavailable as exc:
-            # The MO stays 'received' in the store: _process tries again.
             log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(exc))
             return False
+        self._completed(inbound, outbounds, now)
+        return True
+
+    def _completed(self, inbound: Inbound, outbounds: Sequence[Outbound], now: float) -> None:
+        """An MO's completion committed: count it and queue its replies."""
+        assert self.queue is not None
         self.counters["processed"] += 1
-        self.metrics.mo_processing.labels(inbound.carrier).observe(max(0.0, now - inbound.received_at))
+        self.metrics.observe_mo_processing(inbound.carrier, max(0.0, now - inbound.received_at))
         if outbounds:
             self.abuse.replied(inbound.msisdn, now, [o.text for o in outbounds])
         for outbound in outbounds:
             self.queue.enqueue(outbound)
-        return True
 
-    async def _handle(self, inbound: Inbound) -> list[Reply]:
-        """Route and run the handler; a failing handler gets the person an apology."""
+    async def _process_batch(self, inbounds: Sequence[Inbound]) -> None:
+        """Answer SMS MOs stored together: handlers that answer at once run in turn, those that
+        wait (a store read, a service) run concurrently; then every MO's replies are committed
+        with its 'processed' mark, each MO its own write of one group, and queued."""
+        assert self.store is not None and self.queue is not None
+        now = self.clock.seconds()
+        taken: list[tuple[Inbound, Verdict]] = []
+        answers: list[list[Reply]] = []
+        waiting: list[tuple[int, Any]] = []  # (index in taken, coroutine giving the replies)
+        for inbound in inbounds:
+            if inbound.id in self._processing:
+                continue  # already under way here (a redelivery raced its first copy)
+            self._processing.add(inbound.id)
+            verdict = self.abuse.check(inbound, now)
+            if verdict is Verdict.ANSWER:
+                replies = self._handle_now(inbound)
+                if type(replies) is not list:
+                    waiting.append((len(taken), self._handled_later(inbound, replies)))
+                    replies = []
+            else:
+                waiting.append((len(taken), self._unanswered(inbound, verdict)))
+                replies = []
+            taken.append((inbound, verdict))
+            answers.append(replies)
+        if not taken:
+            return
+        retried: set[int] = set()
+        try:
+            if waiting:
+                later = await asyncio.gather(*(coroutine for _, coroutine in waiting))
+                for (index, _), replies in zip(waiting, later):
+                    answers[index] = replies
+            now = self.clock.seconds()
+            ops = [
+                self.store.complete_mo_op(
+                    inbound.id, [self._draft(reply, inbound.id, now) for reply in replies],
+                    disposition=_DISPOSITION.get(verdict),
+                )
+                for (inbound, verdict), replies in zip(taken, answers)
+            ]
+            try:
+                outcomes = await self.store.write_group(ops)
+            except StoreUnavailable as exc:
+                outcomes = [(False, exc)] * len(ops)
+            for (inbound, verdict), (ok, outbounds) in zip(taken, outcomes):
+                if ok:
+                    self._completed(inbound, outbounds, now)
+                elif isinstance(outbounds, StoreUnavailable):
+                    # The MO stays 'received' in the store: tried again, alone, until it is stored.
+                    log.error("mo_processing_not_stored", inbound_id=inbound.id, error=str(outbounds))
+                    retried.add(inbound.id)
+                    self._spawn(self._process_again(inbound, verdict))
+                else:
+                    log.error("mo_processing_failed", inbound_id=inbound.id, error=str(outbounds))
+        finally:
+            for inbound, _ in taken:
+                if inbound.id not in retried:  # _process_again lets go of those
+                    self._processing.discard(inbound.id)
+
+    def _handle_now(self, inbound: Inbound) -> Any:
+        """Route and run the handler: its replies, or what to await for them; a failing handler
+        gets the person an apology."""
         assert self.router is not None
         try:
             handler, request = self.router.route(inbound)
             result = handler.handle(request)
             if inspect.isawaitable(result):
-                result = await result
+                return result
             return list(result or [])
         except Exception:
             log.exception("handler_failed", carrier=inbound.carrier, inbound_id=inbound.id)
             return [inbound.reply(APOLOGY[detect_lang(inbound.text)])]
+
+    async def _handled_later(self, inbound: Inbound, pending: Any) -> list[Reply]:
+        try:
+            return list((await pending) or [])
+        except Exception:
+            log.exception("handler_failed", carrier=inbound.carrier, inbound_id=inbound.id)
+            return [inbound.reply(APOLOGY[detect_lang(inbound.text)])]
+
+    async def _unanswered(self, inbound: Inbound, verdict: Verdict) -> list[Reply]:
+        """A number the abuse guard keeps from its normal answer: the one polite refusal, and
+        what must be done anyway."""
+        replies = [inbound.reply(RATE_LIMITED[detect_lang(inbound.text)])] if verdict is Verdict.POLITE_LIMIT else []
+        if verdict is not Verdict.IGNORED:
+            await self._carry_out(inbound, verdict)
+        return replies
 
     async def _carry_out(self, inbound: Inbound, verdict: Verdict) -> None:
         """A number we do not answer (muted, over its limit) still gets done what moves money or a
@@ -834,7 +1051,7 @@ class Gateway(MultiService):
             return True
         self.counters["processed"] += 1
         waited = max(0.0, self.clock.seconds() - inbound.received_at)
-        self.metrics.mo_processing.labels(inbound.carrier).observe(waited)
+        self.metrics.observe_mo_processing(inbound.carrier, waited)
         return True
 
     def _bound_since(self, carrier: str) -> float | None:
@@ -851,7 +1068,7 @@ class Gateway(MultiService):
     def _mt_result(self, carrier: str, outbound: Any, result: str) -> None:
         if result == "sent":
             waited = max(0.0, self.clock.seconds() - outbound.created_at)
-            self.metrics.mt_queue_time.labels(carrier, outbound.channel).observe(waited)
+            self.metrics.observe_mt_queue_time(carrier, outbound.channel, waited)
 
     def _draft(self, reply: Reply, inbound_id: int | None, now: float, kind: str = "reply") -> NewMt:
         carrier = self.carriers.get(reply.carrier)

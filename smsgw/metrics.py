@@ -39,6 +39,22 @@ class GatewayMetrics:
             ["carrier", "channel"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
 
+        # The labelled children, found once: labels() validates and locks on every call.
+        self._mo_processing: dict[str, Any] = {}
+        self._mt_queue_time: dict[tuple[str, str], Any] = {}
+
+    def observe_mo_processing(self, carrier: str, seconds: float) -> None:
+        child = self._mo_processing.get(carrier)
+        if child is None:
+            child = self._mo_processing[carrier] = self.mo_processing.labels(carrier)
+        child.observe(seconds)
+
+    def observe_mt_queue_time(self, carrier: str, channel: str, seconds: float) -> None:
+        child = self._mt_queue_time.get((carrier, channel))
+        if child is None:
+            child = self._mt_queue_time[carrier, channel] = self.mt_queue_time.labels(carrier, channel)
+        child.observe(seconds)
+
     def attach(self, gateway: "Gateway") -> None:
         self.registry.register(_GatewayCollector(gateway))
 

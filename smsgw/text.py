@@ -356,6 +356,23 @@ def _single_part(text: str, default_alphabet: str) -> MessagePart | None:
     return MessagePart(DC_UCS2, payload, 0, (), 1, 1)
 
 
+def _sliced(text: str, default_alphabet: str) -> tuple[int, bytes] | None:
+    """data_coding and payload of a text too long for one part whose characters all cost the
+    same (GSM without escaped characters, UCS-2 within the BMP without surrogates), so parts are
+    cut by slicing rather than per-character chunks; None for any other text."""
+    if _fits_default(text, default_alphabet):
+        septets = text.translate(_GSM_TRANSLATE).encode("latin-1")  # one octet per septet
+        if len(septets) != len(text) or len(septets) <= _SINGLE_SEPTETS:
+            return None  # an escaped character costs two septets: the careful path keeps it whole
+        return DC_DEFAULT, septets if default_alphabet == "gsm7" else text.encode("latin-1")
+    if max(text) >= "\ud800":
+        return None  # surrogates or characters beyond the BMP: the careful path
+    payload = text.encode("utf-16-be")
+    if len(payload) <= _SINGLE_OCTETS_UCS2:
+        return None
+    return DC_UCS2, payload
+
+
 def split_text(text: str, default_alphabet: str, method: str, ref: int) -> list[MessagePart]:
     """Encode text and cut it into submit_sm parts.
 
@@ -372,17 +389,25 @@ def split_text(text: str, default_alphabet: str, method: str, ref: int) -> list[
     single = _single_part(text, default_alphabet)
     if single is not None:
         return [single]
-    data_coding, chunks = _char_chunks(text, default_alphabet)
-    payload = b"".join(c for c, _ in chunks)
-    if _fits_single(chunks, data_coding):
-        return [MessagePart(data_coding, payload, 0, (), 1, 1)]
+    sliced = _sliced(text, default_alphabet)
+    if sliced is not None:
+        data_coding, payload = sliced
+        if method != "payload":
+            step = _limits(data_coding)[1]
+            bodies = [payload[i : i + step] for i in range(0, len(payload), step)]
+    else:
+        data_coding, chunks = _char_chunks(text, default_alphabet)
+        payload = b"".join(c for c, _ in chunks)
+        if _fits_single(chunks, data_coding):
+            return [MessagePart(data_coding, payload, 0, (), 1, 1)]
+        if method != "payload":
+            bodies = _chunk(chunks, _limits(data_coding)[1])
 
     if method == "payload":
         if len(payload) > MAX_PAYLOAD_OCTETS:
             raise ValueError(f"message of {len(payload)} octets exceeds message_payload's {MAX_PAYLOAD_OCTETS}")
         return [MessagePart(data_coding, b"", 0, ((TLV_MESSAGE_PAYLOAD, payload),), 1, 1)]
 
-    bodies = _chunk(chunks, _limits(data_coding)[1])
     total = len(bodies)
     if total > MAX_PARTS:
         raise ValueError(f"message needs {total} parts; at most {MAX_PARTS} can be concatenated")

@@ -11,6 +11,7 @@ from smsgw.config import RouteConfig
 from smsgw.feature import Feature
 from smsgw.message import Request
 from smsgw.smpp import constants as c
+from smsgw.smpp.pdu import Pdu
 from tests.stack import eventually, on_loop, start_stack, wait
 
 SHORT_CODE = "90091"
@@ -73,16 +74,16 @@ async def test_unexpected_error_while_accepting_is_answered_0x64_and_the_next_mo
     stack = await start_stack(tmp_path, carriers=["omantel"])
     try:
         gateway = stack.gateway
-        real = gateway._accept_mo
+        real = gateway._read_mo
         calls = {"n": 0}
 
-        async def broken_once(carrier: Any, pdu: Any) -> Any:
+        def broken_once(carrier: Any, pdu: Any, now: float) -> Any:
             calls["n"] += 1
             if calls["n"] == 1:
                 raise RuntimeError("unplanned")
-            return await real(carrier, pdu)
+            return real(carrier, pdu, now)
 
-        gateway._accept_mo = broken_once  # type: ignore[method-assign]
+        gateway._read_mo = broken_once  # type: ignore[method-assign]
         smsc = stack.smsc("omantel")
         mo_id = smsc.inject_mo("96891230510", SHORT_CODE, "HELP")
         await eventually(lambda: c.ESME_RX_T_APPN in smsc.mo(mo_id).statuses)
@@ -91,4 +92,53 @@ async def test_unexpected_error_while_accepting_is_answered_0x64_and_the_next_mo
         assert reply.text
         assert gateway.counters["processed"] == 1
     finally:
+        await stack.stop()
+
+
+def _deliver_sm(sequence: int, msisdn: str, text: str) -> Pdu:
+    return Pdu(c.DELIVER_SM, sequence, c.ESME_ROK, {
+        "source_addr": msisdn, "destination_addr": SHORT_CODE, "esm_class": 0, "data_coding": 0,
+        "short_message": text.encode(),
+    })
+
+
+@on_loop
+async def test_deliver_sms_of_one_turn_are_committed_together_and_answered_after_the_commit(tmp_path: Path) -> None:
+    """What the links hand over in one reactor turn (here five deliver_sm and a malformed one) is one
+    batch: one write group in one commit, every answer after it and in the same turn, then the
+    replies of all five committed as one group; the malformed one is refused alone."""
+    GatedHandler.gate = asyncio.get_running_loop().create_future()
+    GatedHandler.seen = []
+    stack = await start_stack(tmp_path, carriers=["omantel"], features=[GATED], routes=[GATED_ROUTE])
+    try:
+        gateway, store = stack.gateway, stack.gateway.store
+        batches: list[int] = []
+        run_batch = store.engine.run_batch
+
+        async def counting(ops: Any) -> Any:  # the real engine, its batch sizes noted
+            batches.append(sum(1 for op in ops if getattr(op, "func", None) == store._op_accept_mo))
+            return await run_batch(ops)
+
+        store.engine.run_batch = counting  # type: ignore[method-assign]
+        on_deliver = gateway._deliver_callback(gateway.carriers["omantel"])
+        answers = [on_deliver(_deliver_sm(100 + i, f"9689123060{i}", f"GATE {i}")) for i in range(5)]
+        refused = on_deliver(_deliver_sm(200, "", "GATE nobody"))  # no source address
+        assert not any(d.called for d in answers + [refused])  # nothing answered before its commit
+        first = answers[0]
+        statuses = await asyncio.gather(*(d.asFuture(asyncio.get_running_loop()) for d in answers))
+        assert statuses == [c.ESME_ROK] * 5
+        assert first.called and refused.called
+        assert refused.result == c.ESME_RINVSRCADR
+        assert [n for n in batches if n] == [5]  # one group of five accepts, in one transaction
+        assert [text for text, _ in await inbound_rows(stack)] == [f"GATE {i}" for i in range(5)]
+        await eventually(lambda: len(GatedHandler.seen) == 5)
+        GatedHandler.gate.set_result(None)
+        for i in range(5):
+            [reply] = await wait(stack.smsc("omantel").wait_handset(f"9689123060{i}", 1, since_index=0))
+            assert reply.text == "done"
+        assert all(processed_at is not None for _, processed_at in await inbound_rows(stack))
+        assert gateway.counters["processed"] == 5
+    finally:
+        if not GatedHandler.gate.done():
+            GatedHandler.gate.set_result(None)
         await stack.stop()

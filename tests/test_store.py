@@ -484,6 +484,63 @@ async def test_failing_write_does_not_fail_its_batch(tmp_path: Path) -> None:
         await store.close()
 
 
+@on_loop
+async def test_write_group_one_future_per_group_each_write_its_own(tmp_path: Path) -> None:
+    """A group of writes commits in one transaction and resolves one future with every outcome, in
+    order; a write that fails for its own reasons fails alone, its neighbours commit."""
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
+    try:
+        commits = store.commits
+        group = store.write_group([
+            store.accept_mo_op(mo(1, msg_id="w1")),
+            store.complete_mo_op(424242, [mt()]),
+            store.accept_mo_op(mo(2, msg_id="w2")),
+            store.accept_mo_op(mo(1, msg_id="w1")),  # the first one's redelivery, in the same group
+        ])
+        assert not group.done()  # nothing is decided before the commit
+        outcomes = await group
+        assert store.commits == commits + 1
+        [(ok1, (first, dup1)), (ok2, missing), (ok3, (_, dup3)), (ok4, (again, dup4))] = outcomes
+        assert (ok1, dup1, ok3, dup3) == (True, False, True, False)
+        assert ok2 is False and isinstance(missing, LookupError)
+        assert ok4 is True and dup4 is True and again.id == first.id
+        assert peek(path, "SELECT COUNT(*) FROM inbound") == [(2,)]
+        assert await store.write_group([]) == []
+    finally:
+        await store.close()
+    with pytest.raises(StoreClosed):
+        await store.write_group([store.accept_mo_op(mo(3, msg_id="w3"))])
+    with pytest.raises(StoreClosed):
+        await store.record_attempt(1, 1, "late")
+
+
+@pytest.mark.engine("sqlite")
+@on_loop
+async def test_write_group_fails_whole_when_the_database_does(tmp_path: Path) -> None:
+    """The database failing the batch (a full disk): every write of the group gets
+    StoreUnavailable in its place; the next group commits."""
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
+    try:
+        await store.accept_mo(mo(0, msg_id="before"))
+        await store._in_worker(
+            lambda c: c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
+        )
+        outcomes = await store.write_group(
+            [store.accept_mo_op(mo(i, msg_id=f"f{i}", text="x" * 5000)) for i in range(1, 4)]
+        )
+        assert [ok for ok, _ in outcomes] == [False, False, False]
+        assert all(isinstance(error, StoreUnavailable) for _, error in outcomes)
+        assert not store.healthy
+        await store._in_worker(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+        [(ok, (inbound, duplicate))] = await store.write_group([store.accept_mo_op(mo(1, msg_id="f1"))])
+        assert ok and not duplicate and inbound is not None and store.healthy
+        assert peek(path, "SELECT carrier_msg_id FROM inbound ORDER BY id") == [("before",), ("f1",)]
+    finally:
+        await store.close()
+
+
 # ------------------------------------------------------------------------------------ restart
 
 

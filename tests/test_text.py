@@ -507,3 +507,47 @@ def test_single_part_fast_path_matches_the_careful_path(text: str, alphabet: str
             assert fast == careful
     else:
         assert fast is None
+
+
+def _split_per_character(text: str, alphabet: str, method: str, ref: int) -> list[t.MessagePart]:
+    """split_text as it was before slicing: every character's encoding chunked one by one."""
+    from smsgw.text import _char_chunks, _chunk, _fits_single, _limits
+
+    data_coding, chunks = _char_chunks(text, alphabet)
+    payload = b"".join(octets for octets, _ in chunks)
+    if _fits_single(chunks, data_coding):
+        return [t.MessagePart(data_coding, payload, 0, (), 1, 1)]
+    if method == "payload":
+        return [t.MessagePart(data_coding, b"", 0, ((t.TLV_MESSAGE_PAYLOAD, payload),), 1, 1)]
+    bodies = _chunk(chunks, _limits(data_coding)[1])
+    total = len(bodies)
+    parts = []
+    for seq, body in enumerate(bodies, start=1):
+        if method == "udh":
+            udh = bytes([0x05, 0x00, 0x03, ref & 0xFF, total, seq])
+            parts.append(t.MessagePart(data_coding, udh + body, t.ESM_CLASS_UDHI, (), seq, total))
+        else:
+            tlvs = (
+                (t.TLV_SAR_MSG_REF_NUM, (ref & 0xFFFF).to_bytes(2, "big")),
+                (t.TLV_SAR_TOTAL_SEGMENTS, bytes([total])),
+                (t.TLV_SAR_SEGMENT_SEQNUM, bytes([seq])),
+            )
+            parts.append(t.MessagePart(data_coding, body, 0, tlvs, seq, total))
+    return parts
+
+
+def test_split_by_slicing_gives_the_parts_of_the_per_character_split() -> None:
+    """Long replies whose characters all cost the same are cut by slicing; seeded random texts
+    (GSM with and without escaped characters, Arabic, emoji, lone surrogates) must give exactly
+    the parts the per-character split gives, on every alphabet and method."""
+    rng = random.Random(16)
+    pools = ["abc XYZ 123.,?", "abc{}[]~^€|\\", "مرحبا بكم في الخدمة ", "é£¥ØÅ", "\U0001F600ab", "\ud800x", "ÿþ"]
+    for _ in range(1500):
+        chosen = rng.sample(pools, rng.randint(1, 2))
+        text = "".join(rng.choice(rng.choice(chosen)) for _ in range(rng.randint(1, 700)))
+        for alphabet in ("gsm7", "latin1", "ascii"):
+            method = rng.choice(["udh", "sar", "payload"])
+            expected = _split_per_character(text, alphabet, method, 7)
+            if len(expected) > t.MAX_PARTS:
+                continue
+            assert t.split_text(text, alphabet, method, 7) == expected, (text, alphabet, method)

@@ -116,6 +116,25 @@ for _code, _name in _COMMAND_NAMES.items():
         _LAYOUTS[_code] = _mandatory_layout(_cls)
 
 
+_INT, _CSTR, _OSTR = 0, 1, 2
+#: The decoder's view of each layout, read once from smpplib's tables: (name, kind, size, the
+#: C-string's limit including its NUL or 0, the octet string's length field).
+_DECODE_LAYOUTS: dict[int, tuple[tuple[str, int, int, int, str], ...]] = {
+    code: tuple(
+        (
+            name,
+            _INT if param.type is int else _CSTR if param.type is str else _OSTR,
+            getattr(param, "size", None) or 0,
+            (getattr(param, "max", None) or getattr(param, "size", None) or 0) if param.type is str else 0,
+            getattr(param, "len_field", None) or "",
+        )
+        for name, param in layout
+        if param.type in (int, str, ostr)
+    )
+    for code, layout in _LAYOUTS.items()
+}
+
+
 def is_known_command(command_id: int) -> bool:
     return command_id in _LAYOUTS or command_id in _KNOWN_WITHOUT_BODY_TABLE
 
@@ -132,7 +151,7 @@ def decode(raw: bytes) -> Pdu:
     length, command_id, status, sequence = peek_header(raw)
     if length != len(raw):
         raise PduError(c.ESME_RINVCMDLEN, "command_length disagrees with the frame", command_id, sequence)
-    layout = _LAYOUTS.get(command_id)
+    layout = _DECODE_LAYOUTS.get(command_id)
     if layout is None:
         if command_id in _KNOWN_WITHOUT_BODY_TABLE:
             return Pdu(command_id, sequence, status, {"body": raw[16:]})
@@ -143,24 +162,22 @@ def decode(raw: bytes) -> Pdu:
     # A response with an error status may legally have no body at all.
     if pos == end and (command_id & c.RESPONSE_BIT):
         return Pdu(command_id, sequence, status, params)
-    for name, param in layout:
-        if param.type is int:
-            size = param.size
-            if pos + size > end:
-                raise PduError(c.ESME_RINVMSGLEN, f"{name} runs past the end", command_id, sequence)
-            params[name] = int.from_bytes(raw[pos : pos + size], "big")
-            pos += size
-        elif param.type is str:
+    for name, kind, size, limit, len_field in layout:
+        if kind == _CSTR:
             nul = raw.find(b"\x00", pos, end)
             if nul < 0:
                 raise PduError(c.ESME_RINVMSGLEN, f"{name} has no terminating NUL", command_id, sequence)
-            limit = getattr(param, "max", None) or getattr(param, "size", None)
-            if limit is not None and nul - pos >= limit:
+            if limit and nul - pos >= limit:
                 raise PduError(c.ESME_RINVPARLEN, f"{name} longer than {limit - 1}", command_id, sequence)
             params[name] = raw[pos:nul].decode("latin-1")
             pos = nul + 1
-        elif param.type is ostr:
-            size = params.get(param.len_field, 0)
+        elif kind == _INT:
+            if pos + size > end:
+                raise PduError(c.ESME_RINVMSGLEN, f"{name} runs past the end", command_id, sequence)
+            params[name] = raw[pos] if size == 1 else int.from_bytes(raw[pos : pos + size], "big")
+            pos += size
+        else:
+            size = params.get(len_field, 0)
             if pos + size > end:
                 raise PduError(c.ESME_RINVMSGLEN, f"{name} runs past the end", command_id, sequence)
             params[name] = raw[pos : pos + size]

@@ -65,14 +65,16 @@ class InboundArea(OutboundArea):
         with the same content was accepted within `mo_dedupe_window`; then the Inbound is the
         earlier row.  A None id never counts.
         """
+        return await self._write(self.accept_mo_op(mo))
+
+    def accept_mo_op(self, mo: NewMo) -> Callable[[Connection], tuple[Inbound | None, bool]]:
+        """The write that stores `mo` (see accept_mo), for a group of writes (`write_group`)."""
         # Validate here so a bad value fails its caller at once, not inside a shared batch.
         channel, event = Channel(mo.channel), SessionEvent(mo.session_event)
         fingerprint = None
         if mo.carrier_msg_id is not None:
             fingerprint = content_hash(mo.msisdn, mo.short_code, mo.text, channel.value, mo.session_id, event.value)
-        return await self._write(
-            functools.partial(self._op_accept_mo, mo=mo, channel=channel, event=event, fingerprint=fingerprint)
-        )
+        return functools.partial(self._op_accept_mo, mo=mo, channel=channel, event=event, fingerprint=fingerprint)
 
     def _op_accept_mo(
         self, conn: Connection, mo: NewMo, channel: Channel, event: SessionEvent, fingerprint: str | None
@@ -323,12 +325,16 @@ class InboundArea(OutboundArea):
         this node claimed and has not sent are returned, for the caller to queue: nobody else
         would send them while this node lives.
         """
+        return await self._write(self.complete_mo_op(inbound_id, replies, disposition=disposition, again=again))
+
+    def complete_mo_op(
+        self, inbound_id: int, replies: Sequence[NewMt], *, disposition: str | None = None, again: bool = False
+    ) -> Callable[[Connection], list[Outbound]]:
+        """The write that completes an MO (see complete_mo), for a group of writes (`write_group`)."""
         for mt in replies:
             Channel(mt.channel)
-        return await self._write(
-            functools.partial(self._op_complete_mo, inbound_id=inbound_id, replies=tuple(replies), at=self._clock(),
-                              disposition=disposition, again=again)
-        )
+        return functools.partial(self._op_complete_mo, inbound_id=inbound_id, replies=tuple(replies),
+                                 at=self._clock(), disposition=disposition, again=again)
 
     def _op_complete_mo(
         self, conn: Connection, inbound_id: int, replies: tuple[NewMt, ...], at: float,

@@ -8,6 +8,7 @@ submit_sm_resp 0, which is what lets a restart resend exactly what the carrier n
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import random
 from collections.abc import Callable, Sequence
@@ -202,7 +203,7 @@ class OutboundArea(Plumbing):
         )
         return outbound_from_row(row, parts)
 
-    async def record_part_sent(
+    def record_part_sent(
         self,
         outbound_id: int,
         part_no: int,
@@ -210,14 +211,14 @@ class OutboundArea(Plumbing):
         smsc_id: str,
         smsc_id_raw: str,
         sent_at: float,
-    ) -> None:
-        """Record a part's submit_sm_resp.  `smsc_id` must already be normalised (as record_dlr's).
+    ) -> "asyncio.Future[None]":
+        """Record a part's submit_sm_resp (the future is set once COMMITTED).  `smsc_id` must already be normalised (as record_dlr's).
 
         When all parts are recorded the MT becomes 'sent'.  Receipts that arrived before this
         response (stored unmatched) are matched now, so the MT may go straight to 'delivered'.
         A part submitted again (retry) replaces the earlier submission and its receipt state.
         """
-        await self._write(
+        return self.submit(
             functools.partial(
                 self._op_record_part_sent,
                 outbound_id=outbound_id,
@@ -272,9 +273,10 @@ class OutboundArea(Plumbing):
             (total_parts, new_state, sent_at, outbound_id),
         )
 
-    async def record_attempt(self, outbound_id: int, attempts: int, error: str | None) -> None:
-        """Record the number of submit attempts so far and the last temporary error."""
-        await self._write(
+    def record_attempt(self, outbound_id: int, attempts: int, error: str | None) -> "asyncio.Future[None]":
+        """Record the number of submit attempts so far and the last temporary error (the future is
+        set once COMMITTED)."""
+        return self.submit(
             functools.partial(
                 self._op_record_attempt, outbound_id=outbound_id, attempts=attempts, error=error, at=self._clock()
             )
@@ -291,14 +293,15 @@ class OutboundArea(Plumbing):
         if cur.rowcount == 0:
             raise LookupError(f"no outbound message {outbound_id}")
 
-    async def record_final(self, outbound_id: int, state: str, reason: str | None, at: float) -> None:
+    def record_final(self, outbound_id: int, state: str, reason: str | None, at: float) -> "asyncio.Future[None]":
         """Give up on an MT: state 'failed' (permanent error, retries exhausted) or 'expired'.
 
-        Applies only while the MT is queued or sent; a final state already reached is kept.
+        Applies only while the MT is queued or sent; a final state already reached is kept.  The
+        future is set once COMMITTED.
         """
         if state not in (FAILED, EXPIRED):
             raise ValueError(f"record_final state must be {FAILED!r} or {EXPIRED!r}, not {state!r}")
-        await self._write(
+        return self.submit(
             functools.partial(self._op_record_final, outbound_id=outbound_id, state=state, reason=reason, at=at)
         )
 

@@ -15,6 +15,11 @@ Why it is built this way
   lost) aborts the whole batch; every caller in it gets `StoreUnavailable` (the gateway answers
   deliver_sm with ESME_RX_T_APPN so the carrier redelivers), `healthy` turns False, and the next
   batch simply tries again, so the store recovers by itself once the database can write.
+* A caller with many writes at once (the MOs and receipts that arrived in one reactor turn, their
+  replies) queues them as a group (`write_group`): each is still its own write in the batch (one
+  failing write fails only itself), but the group resolves ONE future with every outcome, so the
+  caller wakes once per group, not once per write.  `submit` queues one write without a coroutine
+  around it, for callers that only keep the future (the sender's bookkeeping).
 * Times come from the caller or the injected `clock`, so tests are deterministic.
 """
 
@@ -28,7 +33,7 @@ from typing import Any, TypeVar
 from smsgw import migrations
 from smsgw.log import get_logger
 from smsgw.redelivery import DEFAULT_WINDOW_S as DEFAULT_MO_DEDUPE_WINDOW_S
-from smsgw.store.engine import Engine
+from smsgw.store.engine import Engine, Outcome
 from smsgw.store.types import Connection, StoreClosed, StoreUnavailable
 
 log = get_logger(__name__)
@@ -40,6 +45,29 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 def is_postgres(location: str) -> bool:
     return location.startswith(POSTGRES_SCHEMES)
+
+
+class WriteGroup:
+    """Writes queued together by one caller: one future, set to every write's outcome, in order,
+    once the last of them is settled (they may straddle two transactions when a batch is full)."""
+
+    __slots__ = ("future", "outcomes", "left")
+
+    def __init__(self, future: "asyncio.Future[list[Outcome]]", size: int) -> None:
+        self.future = future
+        self.outcomes: list[Outcome] = [(False, None)] * size
+        self.left = size
+
+    def settle(self, index: int, outcome: Outcome) -> None:
+        self.outcomes[index] = outcome
+        self.left -= 1
+        if self.left == 0 and not self.future.done():
+            self.future.set_result(self.outcomes)
+
+
+#: A queued write: its op, then where its outcome goes: a future (index -1) or a group and the
+#: write's place in it.
+_Entry = tuple[Callable[[Any], Any], Any, int]
 
 
 class Plumbing:
@@ -60,7 +88,7 @@ class Plumbing:
         self._max_batch = max_batch
         self._part_dedupe_window = part_dedupe_window
         self._mo_dedupe_window = mo_dedupe_window
-        self._pending: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
+        self._pending: list[_Entry] = []
         self._flusher: asyncio.Future[None] | None = None
         self._closed = False
         #: The node this store serves (audit entries name it; several nodes may share a database).
@@ -177,15 +205,41 @@ class Plumbing:
 
     async def _write(self, op: Callable[[Any], T]) -> T:
         """Queue a write for the next group commit; returns once it is COMMITTED."""
-        if self._closed:
-            raise StoreClosed("store is closed")
+        return await self.submit(op)
+
+    def submit(self, op: Callable[[Any], T]) -> "asyncio.Future[T]":
+        """Queue a write for the next group commit; the future is set once it is COMMITTED (with
+        StoreClosed at once if the store is closed)."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._pending.append((op, future))
+        if self._closed:
+            future.set_exception(StoreClosed("store is closed"))
+            return future
+        self._pending.append((op, future, -1))
+        self._start_flusher()
+        return future
+
+    def write_group(self, ops: Sequence[Callable[[Any], Any]]) -> "asyncio.Future[list[Outcome]]":
+        """Queue several writes for the next group commit, each its own write (one that raises is
+        rolled back alone); one future, set to [(True, result) or (False, exception)] per write,
+        in order, once every one is COMMITTED or failed (StoreUnavailable).  StoreClosed at once
+        if the store is closed."""
+        future: asyncio.Future[list[Outcome]] = asyncio.get_running_loop().create_future()
+        if self._closed:
+            future.set_exception(StoreClosed("store is closed"))
+            return future
+        if not ops:
+            future.set_result([])
+            return future
+        group = WriteGroup(future, len(ops))
+        self._pending.extend([(op, group, index) for index, op in enumerate(ops)])
+        self._start_flusher()
+        return future
+
+    def _start_flusher(self) -> None:
         if self._flusher is None:
             # Started as a task, it first runs after the current callbacks, so writes requested
             # in the same loop iteration already share the first transaction.
             self._flusher = asyncio.ensure_future(self._flush())
-        return await future
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
@@ -198,13 +252,13 @@ class Plumbing:
             raise StoreUnavailable(f"store read failed: {type(exc).__name__}: {exc}") from exc
 
     async def _flush(self) -> None:
-        batch: list[tuple[Callable[[Any], Any], asyncio.Future[Any]]] = []
+        batch: list[_Entry] = []
         try:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 try:
-                    outcomes = await self.engine.run_batch([op for op, _ in batch])
+                    outcomes = await self.engine.run_batch([entry[0] for entry in batch])
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -212,18 +266,21 @@ class Plumbing:
                     batch = []
                     continue
                 self._batch_committed(len(batch))
-                for (ok, value), (_, future) in zip(outcomes, batch):
-                    if future.done():  # caller gave up (cancelled); the write stands
+                for outcome, (_, sink, index) in zip(outcomes, batch):
+                    if index >= 0:
+                        sink.settle(index, outcome)
+                    elif sink.done():  # caller gave up (cancelled); the write stands
                         continue
-                    if ok:
-                        future.set_result(value)
+                    elif outcome[0]:
+                        sink.set_result(outcome[1])
                     else:
-                        future.set_exception(value)
+                        sink.set_exception(outcome[1])
                 batch = []
         except asyncio.CancelledError:
             # Only when the loop is being torn down.  The batch may or may not have committed;
             # callers must treat it as not stored (the carrier redelivers, dedupe absorbs it).
-            for _, future in batch + self._pending:
+            for _, sink, index in batch + self._pending:
+                future = sink.future if index >= 0 else sink
                 if not future.done():
                     future.set_exception(StoreClosed("store writer cancelled"))
             self._pending.clear()
@@ -239,7 +296,7 @@ class Plumbing:
             self.healthy = True
             self.last_error = None
 
-    def _batch_failed(self, batch: list[tuple[Any, asyncio.Future[Any]]], exc: Exception) -> None:
+    def _batch_failed(self, batch: list[_Entry], exc: Exception) -> None:
         self.failed_batches += 1
         error = f"{type(exc).__name__}: {exc}"
         if self.healthy:
@@ -248,8 +305,10 @@ class Plumbing:
             log.warning("store_write_failed", error=error, batch=len(batch))
         self.healthy = False
         self.last_error = error
-        for _, future in batch:
-            if not future.done():
-                failure = StoreUnavailable(f"store write failed: {error}")
-                failure.__cause__ = exc
-                future.set_exception(failure)
+        for _, sink, index in batch:
+            failure = StoreUnavailable(f"store write failed: {error}")
+            failure.__cause__ = exc
+            if index >= 0:
+                sink.settle(index, (False, failure))
+            elif not sink.done():
+                sink.set_exception(failure)

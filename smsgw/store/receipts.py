@@ -8,36 +8,41 @@ intermediate receipt (ENROUTE after DELIVRD) never undoes a final one.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+from collections.abc import Callable
 
 from smsgw.store.plumbing import Plumbing
-from smsgw.store.types import DELIVERED, DLR_DELIVERED, OPEN_STATES, SENT, UNDELIVERED, Connection
+from smsgw.store.types import DELIVERED, DLR_DELIVERED, OPEN_STATES, SENT, UNDELIVERED, Connection, NewReceipt
 
 
 class ReceiptArea(Plumbing):
     """Receipts (a mixin of Store)."""
 
-    async def record_dlr(
+    def record_dlr(
         self, carrier: str, smsc_id: str, state: str, error: str | None, final: bool, raw: str, at: float
-    ) -> int | None:
+    ) -> "asyncio.Future[int | None]":
         """Store a delivery receipt and match it to the MT part (carrier, normalised smsc_id).
 
         `state` is the receipt's stat value (DELIVRD, UNDELIV, EXPIRED, REJECTD, ENROUTE...).
         When every part of the MT has a final receipt, the MT becomes 'delivered' (all DELIVRD) or
-        'undelivered'.  Returns the outbound id, or None if no part matches yet: the receipt is
-        kept and matched by record_part_sent when the submit_sm_resp arrives.
+        'undelivered'.  The future is set once COMMITTED to the outbound id, or None if no part
+        matches yet: the receipt is kept and matched by record_part_sent when the submit_sm_resp
+        arrives.
         """
-        return await self._write(
-            functools.partial(
-                self._op_record_dlr,
-                carrier=carrier,
-                smsc_id=smsc_id,
-                state=state.upper(),
-                error=error,
-                final=final,
-                raw=raw,
-                at=at,
-            )
+        return self.submit(self.receipt_op(NewReceipt(carrier, smsc_id, state, error, final, raw, at)))
+
+    def receipt_op(self, receipt: NewReceipt) -> Callable[[Connection], int | None]:
+        """The write that stores `receipt` (see record_dlr), for a group of writes."""
+        return functools.partial(
+            self._op_record_dlr,
+            carrier=receipt.carrier,
+            smsc_id=receipt.smsc_id,
+            state=receipt.state.upper(),
+            error=receipt.error,
+            final=receipt.final,
+            raw=receipt.raw,
+            at=receipt.received_at,
         )
 
     def _op_record_dlr(

@@ -63,6 +63,20 @@ class NewMo:
 
 
 @dataclass(frozen=True, slots=True)
+class NewReceipt:
+    """A delivery receipt as read from deliver_sm: the MT part it is for is (carrier, smsc_id),
+    smsc_id already normalised as record_part_sent's."""
+
+    carrier: str
+    smsc_id: str
+    state: str
+    error: str | None
+    final: bool
+    raw: str
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class NewMoPart:
     """One part of a long MO (UDH or SAR), body still encoded as received."""
 
