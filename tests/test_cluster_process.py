@@ -47,17 +47,36 @@ def holders(url: str) -> dict[str, str]:
     return dict(rows)
 
 
+async def stop_all(procs: dict, sims) -> None:  # type: ignore[type-arg, no-untyped-def]
+    """Stop every node (one stopped by SIGSTOP is woken first) and the simulators."""
+    for proc in procs.values():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGCONT)
+            proc.send_signal(signal.SIGTERM)
+    for proc in procs.values():
+        try:
+            proc.wait(15)
+        except Exception:  # noqa: BLE001
+            proc.kill()
+    await wait(sims.stop())
+
+
+async def start_a_then_b(procs: dict, config: Path, tmp_path: Path, pg_url: str) -> None:  # type: ignore[type-arg]
+    """Node a, which takes every carrier's bind, then node b once a holds them all."""
+    procs["a"] = spawn_gateway(config, tmp_path / "a.log", "--no-simulators", "--node", "a")
+    await eventually(lambda: len(holders(pg_url)) == 3, timeout=30)
+    procs["b"] = spawn_gateway(config, tmp_path / "b.log", "--no-simulators", "--node", "b")
+    await eventually(lambda: "gateway_started" in [e.get("event") for e in log_events(tmp_path / "b.log")],
+                     timeout=30)
+
+
 @on_loop
 async def test_kill_9_of_the_node_holding_the_binds(tmp_path: Path, pg_url: str) -> None:
     sims = await wait(start_simulators(SPECS, control_port=None, reactor=reactor))
     config = cluster_config(tmp_path, sims.ports, pg_url)
     procs = {}
     try:
-        procs["a"] = spawn_gateway(config, tmp_path / "a.log", "--no-simulators", "--node", "a")
-        await eventually(lambda: len(holders(pg_url)) == 3, timeout=30)
-        procs["b"] = spawn_gateway(config, tmp_path / "b.log", "--no-simulators", "--node", "b")
-        await eventually(lambda: "gateway_started" in [e.get("event") for e in log_events(tmp_path / "b.log")],
-                         timeout=30)
+        await start_a_then_b(procs, config, tmp_path, pg_url)
         assert set(holders(pg_url).values()) == {"a"}
         smscs = {c: sims.smsc(c) for c in CARRIERS}
 
@@ -106,15 +125,7 @@ async def test_kill_9_of_the_node_holding_the_binds(tmp_path: Path, pg_url: str)
         print({"failover_s": took, "twice": twice,
                "adopted": sum(e.get("count", 0) for e in events if e.get("event") == "orphan_mos_adopted")})
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(15)
-            except Exception:  # noqa: BLE001
-                proc.kill()
-        await wait(sims.stop())
+        await stop_all(procs, sims)
 
 
 @on_loop
@@ -132,11 +143,7 @@ async def test_a_node_woken_from_sigstop_sends_nothing_on_its_old_bind(tmp_path:
     procs = {}
     smsc = sims.smsc("omantel")
     try:
-        procs["a"] = spawn_gateway(config, tmp_path / "a.log", "--no-simulators", "--node", "a")
-        await eventually(lambda: len(holders(pg_url)) == 3, timeout=30)
-        procs["b"] = spawn_gateway(config, tmp_path / "b.log", "--no-simulators", "--node", "b")
-        await eventually(lambda: "gateway_started" in [e.get("event") for e in log_events(tmp_path / "b.log")],
-                         timeout=30)
+        await start_a_then_b(procs, config, tmp_path, pg_url)
         [old_bind] = smsc.bound_sessions()
         msisdns = [f"96893{i:06d}" for i in range(30)]
         for msisdn in msisdns:
@@ -164,13 +171,4 @@ async def test_a_node_woken_from_sigstop_sends_nothing_on_its_old_bind(tmp_path:
         assert "cluster_fenced" in events
         assert holders(pg_url).get("omantel") == "b"
     finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs.values():
-            try:
-                proc.wait(15)
-            except Exception:  # noqa: BLE001
-                proc.kill()
-        await wait(sims.stop())
+        await stop_all(procs, sims)

@@ -515,18 +515,24 @@ async def test_write_group_one_future_per_group_each_write_its_own(tmp_path: Pat
         await store.record_attempt(1, 1, "late")
 
 
+async def store_on_a_full_disk(tmp_path: Path) -> Store:
+    """A SQLite store with one MO in it, its file capped at its current size: the next page it
+    needs is "disk full"."""
+    store = await Store.open(location(tmp_path, "gw.db"))
+    await store.accept_mo(mo(0, msg_id="before"))
+    await store._in_worker(
+        lambda c: c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
+    )
+    return store
+
+
 @pytest.mark.engine("sqlite")
 @on_loop
 async def test_write_group_fails_whole_when_the_database_does(tmp_path: Path) -> None:
     """The database failing the batch (a full disk): every write of the group gets
     StoreUnavailable in its place; the next group commits."""
-    path = location(tmp_path, "gw.db")
-    store = await Store.open(path)
+    store = await store_on_a_full_disk(tmp_path)
     try:
-        await store.accept_mo(mo(0, msg_id="before"))
-        await store._in_worker(
-            lambda c: c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
-        )
         outcomes = await store.write_group(
             [store.accept_mo_op(mo(i, msg_id=f"f{i}", text="x" * 5000)) for i in range(1, 4)]
         )
@@ -536,7 +542,7 @@ async def test_write_group_fails_whole_when_the_database_does(tmp_path: Path) ->
         await store._in_worker(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
         [(ok, (inbound, duplicate))] = await store.write_group([store.accept_mo_op(mo(1, msg_id="f1"))])
         assert ok and not duplicate and inbound is not None and store.healthy
-        assert peek(path, "SELECT carrier_msg_id FROM inbound ORDER BY id") == [("before",), ("f1",)]
+        assert peek(location(tmp_path, "gw.db"), "SELECT carrier_msg_id FROM inbound ORDER BY id") == [("before",), ("f1",)]
     finally:
         await store.close()
 
@@ -733,14 +739,8 @@ async def test_record_final_and_attempts(tmp_path: Path) -> None:
 @on_loop
 async def test_disk_full_fails_the_batch_and_recovers(tmp_path: Path) -> None:
     """When the disk is full every caller of the batch gets StoreUnavailable; later writes work again."""
-    path = location(tmp_path, "gw.db")
-    store = await Store.open(path)
+    store = await store_on_a_full_disk(tmp_path)
     try:
-        await store.accept_mo(mo(0, msg_id="before"))
-        # Cap the file at its current size: the next page SQLite needs is "disk full".
-        await store._in_worker(
-            lambda c: c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
-        )
         results = await asyncio.gather(
             *(store.accept_mo(mo(i, msg_id=f"full{i}", text="x" * 5000)) for i in range(1, 6)),
             return_exceptions=True,
@@ -748,7 +748,7 @@ async def test_disk_full_fails_the_batch_and_recovers(tmp_path: Path) -> None:
         assert all(isinstance(r, StoreUnavailable) for r in results), results
         assert not store.healthy
         assert "full" in (store.last_error or "")
-        assert peek(path, "SELECT carrier_msg_id FROM inbound") == [("before",)]
+        assert peek(location(tmp_path, "gw.db"), "SELECT carrier_msg_id FROM inbound") == [("before",)]
 
         await store._in_worker(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
         inbound, dup = await store.accept_mo(mo(1, msg_id="full1", text="x" * 5000))
