@@ -170,8 +170,7 @@ class CarrierSender:
         self._loaded_max_id = 0
         self._refilling = False
         self._missed = False
-        self._held = 0
-        self._held_ids: set[int] = set()
+        self._held_ids: set[int] = set()  # the MTs of the jobs counted in `held`
         connector.add_state_listener(self._link_changed)
 
     # -- queue management -------------------------------------------------------------
@@ -183,9 +182,9 @@ class CarrierSender:
     @property
     def held(self) -> int:
         """MTs in memory, waiting or with a part the carrier has not answered yet (a throttled
-        part comes back to wait): what the high-water mark bounds.  One integer, so the store's
-        thread deciding a claim (smsgw/gateway.py) never reads it half-updated."""
-        return self._held
+        part comes back to wait): what the high-water mark bounds.  The size of one set, so the
+        store's thread deciding a claim (smsgw/gateway.py) never reads it half-updated."""
+        return len(self._held_ids)
 
     def oldest_created_at(self) -> float | None:
         times = [job.outbound.created_at for job in self._ready]
@@ -235,8 +234,8 @@ class CarrierSender:
         # committed yet), and the pump then drops it as expired instead of sending it twice.
         while held and next(iter(held.values())) < now - 1.0:
             del held[next(iter(held))]
-        if outbound.id in held:
-            return
+        if outbound.id in held or outbound.id in self._held_ids:
+            return  # its job is still here (in flight): one screen, one send
         held[outbound.id] = outbound.expires_at
         try:
             data_coding, payload = smstext.encode_text(outbound.text, self.config.default_alphabet)
@@ -249,14 +248,12 @@ class CarrierSender:
 
     def _count(self, job: _Job) -> _Job:
         job.counted = True
-        self._held += 1
         self._held_ids.add(job.outbound.id)
         return job
 
     def _uncount(self, job: _Job) -> None:
         if job.counted:
             job.counted = False
-            self._held -= 1
             self._held_ids.discard(job.outbound.id)
 
     def _lane(self, job: _Job) -> deque[_Job]:
