@@ -16,6 +16,9 @@ runs of `--count` MOs:
      store's) kept busy while the MOs flowed.  On the standard loop the wait in epoll shows apart ("select"); on uvloop
      (the default where installed) the loop is C code py-spy cannot look into, so its own work and
      its wait in epoll both show as AsyncioSelectorReactor.run.
+`store_writes_per_commit` is how well group commit batched over the gateway's life: per message,
+a commit costs about as much as the writes it carries, so a change that splits batches shows here
+before it shows in the CPU figure's noise.
 One JSON line.  `--out DIR` also keeps py-spy's raw stacks (raw.txt: collapsed stacks, for
 flamegraph.pl or speedscope).
 """
@@ -111,6 +114,17 @@ def _name(frame: str) -> str:
     return f"{found.group('func')} ({file})"
 
 
+def store_batching(log_path: Path) -> dict[str, Any]:
+    """Writes per group commit over the gateway's life (its store_closed line): each commit
+    writes every page it touched to the WAL once, so fewer, larger commits cost less per message."""
+    for line in reversed(log_path.read_text(encoding="utf-8", errors="replace").splitlines()):
+        if '"store_closed"' in line:
+            event = json.loads(line)
+            commits = event.get("commits") or 0
+            return {"store_writes_per_commit": round(event.get("writes", 0) / commits, 2) if commits else None}
+    return {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=["help", "status", "parking"], default="help")
@@ -195,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_us_per_mo_mt": round(cpu * 1e6 / replied) if replied else None,
             "cpu_util": round(cpu / unobserved["elapsed_s"], 2) if unobserved.get("elapsed_s") else None,
             "lost": unobserved.get("lost"),
+            **store_batching(tmp / "gateway.log"),
         }
         if args.cpu_only:
             pass
