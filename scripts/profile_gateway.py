@@ -115,14 +115,19 @@ def _name(frame: str) -> str:
 
 
 def store_batching(log_path: Path) -> dict[str, Any]:
-    """Writes per group commit over the gateway's life (its store_closed line): each commit
-    writes every page it touched to the WAL once, so fewer, larger commits cost less per message."""
-    for line in reversed(log_path.read_text(encoding="utf-8", errors="replace").splitlines()):
+    """How the store batched over the gateway's life (its closing lines): writes per group commit
+    (each commit writes every page it touched to the WAL once, so fewer, larger commits cost less
+    per message) and, on SQLite, where the batches ran."""
+    figures: dict[str, Any] = {}
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
         if '"store_closed"' in line:
             event = json.loads(line)
             commits = event.get("commits") or 0
-            return {"store_writes_per_commit": round(event.get("writes", 0) / commits, 2) if commits else None}
-    return {}
+            figures["store_writes_per_commit"] = round(event.get("writes", 0) / commits, 2) if commits else None
+        elif '"store_batches"' in line:
+            event = json.loads(line)
+            figures["store_batches"] = {k: event.get(k) for k in ("inline", "worker", "checkpoints", "restarts")}
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -382,14 +382,14 @@ async def test_store_that_cannot_write_answers_0x64_raises_the_alarm_and_recover
         store = stack.gateway.store
         # A read-only disk on SQLite; on PostgreSQL a session that may not write (as on a standby).
         read_only = "SET default_transaction_read_only = on" if engines.is_postgres() else "PRAGMA query_only = ON"
-        await store._in_worker(lambda conn: conn.execute(read_only))
+        await store.engine.on_each_connection(lambda conn: conn.execute(read_only))
         smsc = stack.smsc("omantel")
         since = len(smsc.handset_messages)
         mo_id = smsc.inject_mo("96891230300", SHORT_CODE, "HELP")
         await eventually(lambda: c.ESME_RX_T_APPN in smsc.mo(mo_id).statuses)
         assert "smsgw_store_healthy 0.0" in engines.without_node_label(stack.gateway.metrics.render().decode(), stack.gateway.node)
         writable = "SET default_transaction_read_only = off" if engines.is_postgres() else "PRAGMA query_only = OFF"
-        await store._in_worker(lambda conn: conn.execute(writable))
+        await store.engine.on_each_connection(lambda conn: conn.execute(writable))
         await wait(smsc.wait_handset("96891230300", 1, since_index=since, timeout=15))  # after redelivery
         assert smsc.mo(mo_id).acked
         assert "smsgw_store_healthy 1.0" in engines.without_node_label(stack.gateway.metrics.render().decode(), stack.gateway.node)

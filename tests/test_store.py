@@ -139,6 +139,113 @@ async def test_aiosqlite_private_api(tmp_path: Path) -> None:
 
 @pytest.mark.engine("sqlite")
 @on_loop
+async def test_small_batches_commit_on_the_loops_thread_large_ones_on_the_worker(tmp_path: Path) -> None:
+    """A batch of the MO pipeline's size commits on the loop's own thread (no thread hop); one
+    larger than INLINE_MAX on the worker, so one commit never holds the loop for long."""
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
+    try:
+        engine = store.engine
+        assert await store.write(lambda conn: threading.get_ident()) == threading.get_ident()
+        assert (engine.inline_batches, engine.worker_batches) == (1, 0)
+        big = engine.INLINE_MAX + 1
+        outcomes = await store.write_group(
+            [store.accept_mo_op(mo(i, msg_id=f"big{i}")) for i in range(big - 1)] + [lambda conn: threading.get_ident()]
+        )
+        assert all(ok for ok, _ in outcomes) and outcomes[-1][1] != threading.get_ident()
+        assert (engine.inline_batches, engine.worker_batches) == (1, 1)
+        assert peek(path, "SELECT COUNT(*) FROM inbound") == [(big - 1,)]
+    finally:
+        await store.close()
+
+
+@pytest.mark.engine("sqlite")
+@on_loop
+async def test_a_batch_finding_the_file_locked_waits_on_the_worker_not_on_the_loop(tmp_path: Path) -> None:
+    """Another process holds the write lock: the batch does not make the loop wait for it; it
+    waits on the worker's thread and commits once the lock is released."""
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        accepted = asyncio.ensure_future(store.accept_mo(mo(1, msg_id="while-locked")))
+        turns = 0
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:  # the loop keeps turning meanwhile
+            await asyncio.sleep(0.01)
+            turns += 1
+        assert turns >= 10 and not accepted.done()
+        other.execute("COMMIT")
+        inbound, duplicate = await asyncio.wait_for(accepted, 5)
+        assert inbound is not None and not duplicate
+        assert (store.engine.inline_batches, store.engine.worker_batches) == (0, 1)
+        assert peek(path, "SELECT carrier_msg_id FROM inbound") == [("while-locked",)]
+        await store.accept_mo(mo(2, msg_id="after"))  # and on the loop's thread again
+        assert (store.engine.inline_batches, store.engine.worker_batches) == (1, 1)
+    finally:
+        other.close()
+        await store.close()
+
+
+@pytest.mark.engine("sqlite")
+@on_loop
+async def test_the_worker_checkpoints_passive_then_restart_and_the_wal_starts_over(tmp_path: Path) -> None:
+    """Inline commits never checkpoint themselves; the worker does every CHECKPOINT_EVERY commits,
+    PASSIVE, and RESTART after a passive one found the WAL long; the WAL then starts over."""
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
+    try:
+        engine = store.engine
+        engine.CHECKPOINT_EVERY = 5
+        engine.WAL_RESTART_PAGES = 1  # every passive checkpoint is followed by a RESTART
+        for i in range(200):
+            await store.accept_mo(mo(i, msg_id=f"c{i}"))
+            while engine._checkpoint is not None:  # one at a time: commits are faster than fsyncs
+                await asyncio.sleep(0.001)
+        assert engine.checkpoints == 200 // 5 and engine.restarts == engine.checkpoints // 2
+        wal_pages = query(path, "PRAGMA wal_checkpoint(PASSIVE)")[0][1]
+        assert wal_pages < 100, wal_pages  # 200 commits of several pages each, but started over
+    finally:
+        await store.close()
+    assert peek(path, "SELECT COUNT(*) FROM inbound") == [(200,)]
+
+
+@pytest.mark.engine("sqlite")
+@on_loop
+async def test_a_reader_elsewhere_holding_the_wal_never_stops_the_commits(tmp_path: Path) -> None:
+    """A reader in another process pins the WAL, so a RESTART cannot finish: it gives up after
+    RESTART_WAIT_S, the next checkpoints are passive, every commit goes on, and once the reader
+    has gone the WAL starts over."""
+    path = location(tmp_path, "gw.db")
+    store = await Store.open(path)
+    reader = sqlite3.connect(path, isolation_level=None)
+    try:
+        engine = store.engine
+        engine.CHECKPOINT_EVERY = 5
+        engine.WAL_RESTART_PAGES = 1
+        reader.execute("BEGIN")
+        reader.execute("SELECT COUNT(*) FROM inbound").fetchone()
+        for i in range(50):
+            await asyncio.wait_for(store.accept_mo(mo(i, msg_id=f"r{i}")), 1.0)
+            while engine._checkpoint is not None:
+                await asyncio.sleep(0.001)
+        assert engine.restarts == 1  # tried once, then passive while the reader may still be there
+        assert query(path, "PRAGMA wal_checkpoint(PASSIVE)")[0][1] >= 100  # pinned meanwhile
+        reader.execute("COMMIT")
+        for i in range(50, 70):
+            await store.accept_mo(mo(i, msg_id=f"r{i}"))
+            while engine._checkpoint is not None:
+                await asyncio.sleep(0.001)
+        assert query(path, "PRAGMA wal_checkpoint(PASSIVE)")[0][1] < 100
+    finally:
+        reader.close()
+        await store.close()
+    assert peek(path, "SELECT COUNT(*) FROM inbound") == [(70,)]
+
+
+@pytest.mark.engine("sqlite")
+@on_loop
 async def test_migrations_fresh_file_and_reopen(tmp_path: Path) -> None:
     """A fresh file (in a new directory) gets the latest schema in WAL mode; reopening keeps it and the data."""
     path = location(tmp_path / "deep" / "dir", "gw.db")
@@ -520,7 +627,7 @@ async def store_on_a_full_disk(tmp_path: Path) -> Store:
     needs is "disk full"."""
     store = await Store.open(location(tmp_path, "gw.db"))
     await store.accept_mo(mo(0, msg_id="before"))
-    await store._in_worker(
+    await store.engine.on_each_connection(
         lambda c: c.execute(f"PRAGMA max_page_count = {c.execute('PRAGMA page_count').fetchone()[0]}")
     )
     return store
@@ -539,7 +646,7 @@ async def test_write_group_fails_whole_when_the_database_does(tmp_path: Path) ->
         assert [ok for ok, _ in outcomes] == [False, False, False]
         assert all(isinstance(error, StoreUnavailable) for _, error in outcomes)
         assert not store.healthy
-        await store._in_worker(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+        await store.engine.on_each_connection(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
         [(ok, (inbound, duplicate))] = await store.write_group([store.accept_mo_op(mo(1, msg_id="f1"))])
         assert ok and not duplicate and inbound is not None and store.healthy
         assert peek(location(tmp_path, "gw.db"), "SELECT carrier_msg_id FROM inbound ORDER BY id") == [("before",), ("f1",)]
@@ -750,7 +857,7 @@ async def test_disk_full_fails_the_batch_and_recovers(tmp_path: Path) -> None:
         assert "full" in (store.last_error or "")
         assert peek(location(tmp_path, "gw.db"), "SELECT carrier_msg_id FROM inbound") == [("before",)]
 
-        await store._in_worker(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+        await store.engine.on_each_connection(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
         inbound, dup = await store.accept_mo(mo(1, msg_id="full1", text="x" * 5000))
         assert not dup and inbound is not None
         assert store.healthy and store.last_error is None
@@ -797,7 +904,8 @@ async def test_group_commit_batches_concurrent_writes(tmp_path: Path) -> None:
 
         commits = store.commits
         first = [asyncio.ensure_future(store.accept_mo(mo(i, msg_id=f"h{i}"))) for i in range(10)]
-        while store._flusher is None or store._pending:  # until the first batch is committing
+        # Until the first batch is committing (on a thread) or committed (on the loop's own).
+        while store.commits == commits and (store._flusher is None or store._pending):
             await asyncio.sleep(0)
         second = [asyncio.ensure_future(store.accept_mo(mo(i, msg_id=f"k{i}"))) for i in range(50)]
         await asyncio.gather(*first, *second)

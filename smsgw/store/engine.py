@@ -2,7 +2,8 @@
 
 An engine owns ONE connection and the thread it runs on.  Every call crosses to that thread
 once: a whole group-commit batch is one function run there (`run_batch`), so a batch costs one
-thread hop whatever the number of statements.  Engines differ only in how a transaction is
+thread hop whatever the number of statements.  (SQLite adds a second connection, on which the
+small batches run on the loop's own thread: smsgw/store/sqlite.py says why and how.)  Engines differ only in how a transaction is
 opened (`BEGIN_WRITE`), which of their errors belong to one write rather than to the database
 (`is_op_error`), and, for PostgreSQL, retrying a batch another node's transaction conflicted with.
 """
@@ -57,6 +58,11 @@ class Engine:
     async def size_bytes(self) -> int | None:
         """Bytes the data takes (files, or the database), None if unknown."""
         raise NotImplementedError
+
+    async def on_each_connection(self, fn: Callable[[Any], Any]) -> None:
+        """Run `fn(conn)` on every connection the engine holds (a session setting such as a
+        read-only mode, which must reach the connection batches run on)."""
+        await self.call(fn)
 
     @property
     def description(self) -> str:

@@ -8,7 +8,8 @@ Why it is built this way
   queued; a single flusher takes every write requested while the previous transaction was
   committing and runs them all in ONE transaction with ONE commit (group commit), then resolves
   every caller.  The whole batch runs as one function on the engine's connection thread, so a
-  batch costs one thread hop, not one per statement.
+  batch costs one thread hop, not one per statement; SQLite runs batches of the MO pipeline's
+  size on the loop's own thread, without any hop (smsgw/store/sqlite.py).
 * A write that fails for its own reasons (unknown id, constraint) is rolled back alone and only its
   caller sees the error (the batch is re-run with a SAVEPOINT per write, see Engine.attempt_batch).
   A failure of the database itself (disk full, I/O error, locked beyond busy_timeout, connection
