@@ -137,6 +137,8 @@ async def test_unknown_zone_and_plate_without_digits(tmp_path: Path) -> None:
     try:
         zone = await one(stack, "omantel", DRIVER, "1234AB ZZZ 30")
         assert zone.text == "Unknown zone 'ZZZ'. Zones: MCT (Muscat), CBD (CBD Ruwi). Send e.g. 1234AB MCT 30"
+        guessed = await one(stack, "friendi", DRIVER, "1234AB MCT1 30")  # a code guessed, with a digit
+        assert guessed.text == "Unknown zone 'MCT1'. Zones: MCT (Muscat), CBD (CBD Ruwi). Send e.g. 1234AB MCT 30"
         zone_ar = await one(stack, "ooredoo", SPOUSE, "١٢٣٤ أب ZZZ ٣٠")
         assert zone_ar.text == ("المنطقة «ZZZ» غير معروفة. المناطق: MCT (مسقط)، CBD (روي التجاري). "
                                 "مثال: 1234AB MCT 30")

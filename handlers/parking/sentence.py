@@ -817,6 +817,13 @@ def _read(text: str, grammar: Grammar, first: Command | None) -> Reading | None:
                 zone_slot = word.text
         elif word.kind == "raw" and result.plate is not None and _reads_as_plate(word.text, grammar):
             doubts.add(Doubt.TWO_PLATES)  # `1234AB 30 777HH`: a second plate after the reading
+        elif (word.kind == "raw" and zone_slot is None and _zone_shaped(word.text, grammar)
+              and _in_zone_place(kept, index, grammar)):
+            # `1234AB MCT1 30`: a zone code with a digit in it, as a driver guessing the codes
+            # writes one: no zone of ours, but it stands where a zone goes, so the reply names
+            # it and lists the zones rather than saying it did not understand.
+            doubts.add(Doubt.UNKNOWN_WORDS)
+            zone_slot = word.text
         else:
             break  # a number left over, a symbol: never set aside
         leftovers.append(word.text)
