@@ -3,9 +3,10 @@
 An engine owns ONE connection and the thread it runs on.  Every call crosses to that thread
 once: a whole group-commit batch is one function run there (`run_batch`), so a batch costs one
 thread hop whatever the number of statements.  (SQLite adds a second connection, on which the
-small batches run on the loop's own thread: smsgw/store/sqlite.py says why and how.)  Engines differ only in how a transaction is
-opened (`BEGIN_WRITE`), which of their errors belong to one write rather than to the database
-(`is_op_error`), and, for PostgreSQL, retrying a batch another node's transaction conflicted with.
+small batches run on the loop's own thread: smsgw/store/sqlite.py says why and how.)  Engines
+differ only in how a transaction is opened (`BEGIN_WRITE`), which of their errors belong to one
+write rather than to the database (`is_op_error`), and, for PostgreSQL, retrying a batch another
+node's transaction conflicted with.
 """
 
 from __future__ import annotations

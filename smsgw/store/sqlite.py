@@ -72,15 +72,16 @@ class SqliteEngine(Engine):
     #: Passive checkpoints before RESTART is tried again after one a reader kept from finishing.
     PASSIVE_AFTER_BUSY_RESTART = 8
 
-    def __init__(self, db: aiosqlite.Connection, path: str, file_group: str | None = None) -> None:
+    def __init__(self, db: aiosqlite.Connection, path: str, file_group: str | None = None,
+                 busy_timeout: float = 5.0) -> None:
         self._db = db
         self.path = path
         self.file_group = file_group
+        self.busy_timeout = busy_timeout  # the worker's: a RESTART checkpoint puts it back after
         self._batch_conn: sqlite3.Connection | None = None  # used on the loop's thread only
         self._since_checkpoint = 0
         self._restart_next = False
         self._passive_left = 0
-        self.busy_timeout = 5.0
         self._checkpoint: asyncio.Future[None] | None = None
         self.inline_batches = 0
         self.worker_batches = 0
@@ -93,8 +94,7 @@ class SqliteEngine(Engine):
         # isolation_level=None: the sqlite3 module must not open transactions behind our back;
         # the batch runner issues BEGIN/COMMIT itself.
         db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout, cached_statements=256)
-        engine = cls(db, path, file_group)
-        engine.busy_timeout = busy_timeout
+        engine = cls(db, path, file_group, busy_timeout)
         try:
             await engine.call(_setup, path, busy_timeout)
         except BaseException:
